@@ -1,0 +1,179 @@
+"""The domain adapter contract.
+
+A *domain* is a workload (model + data + metric) that the engine can train with any optimizer recipe.
+It is kept separate from the optimizer contract (AlgoPerf-style): a domain never names an optimizer in
+its code; it receives a recipe name and hyper-parameters and builds the optimizer only through
+``optimizers.build``. It reports only through the :class:`RunLogger` the engine hands it.
+
+Two kinds of domain fit this contract:
+
+* step-based supervised training (LLaMA, OLMoE, PatchTST, the noisy quadratic) reuses
+  :func:`domains.trainer.train`, which owns the loop, the LR schedule, telemetry, divergence detection,
+  checkpoint/resume and the progress bar;
+* libraries that own their loop (stable-baselines3) call the logger from their callbacks and raise
+  :class:`Diverged` themselves.
+
+Adding a domain = one file with a :class:`Domain` subclass + one call to ``domains.register``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Protocol
+
+import torch
+
+PRESETS = ("smoke", "quick", "cpu", "paper")
+
+
+class Diverged(Exception):
+    """Raised by a domain when training diverged; the engine records ``status = diverged``, not a crash."""
+
+    def __init__(self, step: int, reason: str):
+        super().__init__(f"diverged at step {step}: {reason}")
+        self.step = step
+        self.reason = reason
+
+
+class ConfigError(ValueError):
+    """A domain configuration value is unknown or invalid (message names the field)."""
+
+
+class RunLogger(Protocol):
+    """Where a domain reports. The engine supplies the implementation (buffered, written atomically)."""
+
+    def log_step(self, step: int, values: Mapping[str, float]) -> None:
+        """Per-step training telemetry: loss, lr, grad_norm_before, grad_norm_after, clip_fraction, reset, ..."""
+
+    def log_eval(self, step: int, values: Mapping[str, float]) -> None:
+        """Evaluation metrics measured at ``step`` (validation loss, mean return, ...)."""
+
+    def log_info(self, **info: Any) -> None:
+        """Free-form run metadata (parameter count, algorithm, tokens/s, ...); JSON-serialisable values."""
+
+    def snapshot(self) -> dict:
+        """Everything logged so far, for a checkpoint (plain Python containers of numbers and strings)."""
+
+    def restore(self, snapshot: dict) -> None:
+        """Replace the buffered records with a snapshot taken by :meth:`snapshot` (resume)."""
+
+
+@dataclass
+class RunContext:
+    """What the engine hands a domain for one run."""
+
+    recipe: str
+    hparams: dict
+    seed: int
+    logger: RunLogger
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    workdir: Path | None = None  # per-run scratch folder; checkpoints live here (None: no checkpoints)
+    budget: int | None = None  # overrides the config's ``steps`` when given
+    progress: bool = False  # show a progress bar
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A named study a domain takes part in: which recipes, LRs, config grid and seeds per preset."""
+
+    recipes: tuple[str, ...]
+    grid: Mapping[str, tuple] = field(default_factory=dict)  # config field -> values (a grid)
+    lrs: tuple[float, ...] | None = None  # None: each recipe's default LR
+    hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # recipe -> extra hparams
+
+
+class Domain(ABC):
+    """Base class of every domain adapter.
+
+    Subclasses set ``name``, ``metric``, ``higher_is_better``, ``Config`` (a dataclass whose fields all
+    have defaults) and ``presets`` (preset name -> field overrides for ``smoke``, ``quick``, ``cpu`` and
+    ``paper``), and implement :meth:`run`.
+    """
+
+    name: ClassVar[str]
+    metric: ClassVar[str]
+    higher_is_better: ClassVar[bool] = False
+    Config: ClassVar[type]
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]]
+    budget_unit: ClassVar[str] = "optimizer steps"
+
+    def config(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None):
+        """The preset's config with ``overrides`` applied; raises ConfigError naming a bad field or value."""
+        if preset not in self.presets:
+            raise ConfigError(f"domain {self.name!r} has no preset {preset!r} (choose from {', '.join(self.presets)})")
+        values = dict(self.presets[preset])
+        for key, value in (overrides or {}).items():
+            values[key] = coerce_field(self.Config, key, value, where=self.name)
+        cfg = self.Config(**values)
+        self.validate(cfg)
+        return cfg
+
+    def validate(self, config) -> None:
+        """Check field values beyond their types; raise ConfigError naming the field. Default: accept."""
+
+    def default_hparams(self, recipe: str, config) -> dict:
+        """Hyper-parameters for ``optimizers.build`` for this recipe in this config (``lr`` included)."""
+        return {"lr": 1e-3}
+
+    def studies(self) -> Mapping[str, Mapping[str, StudySpec]]:
+        """Named studies: study name -> preset name -> StudySpec. Default: none."""
+        return {}
+
+    @abstractmethod
+    def run(self, config, ctx: RunContext) -> dict[str, float]:
+        """Train and evaluate once; return final metrics (must include ``self.metric``).
+
+        Raise :class:`Diverged` when training diverged. Any other exception marks the run failed.
+        """
+
+
+def coerce_field(config_cls: type, key: str, value: Any, where: str = "config") -> Any:
+    """Convert ``value`` (often a string from the command line) to the type of dataclass field ``key``."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    if key not in fields:
+        raise ConfigError(f"{where}: unknown config field {key!r} (known: {', '.join(sorted(fields))})")
+    hints = typing.get_type_hints(config_cls)
+    target = hints.get(key, type(value))
+    if not isinstance(value, str):
+        return value
+    try:
+        return _parse_as(target, value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: field {key!r} cannot take {value!r}: {exc}") from None
+
+
+def _parse_as(target: Any, text: str) -> Any:
+    origin = typing.get_origin(target)
+    args = [a for a in typing.get_args(target) if a is not type(None)]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if text.lower() in ("none", "null") and type(None) in typing.get_args(target):
+            return None
+        return _parse_as(args[0], text)
+    if origin is typing.Literal:
+        if text not in [str(a) for a in typing.get_args(target)]:
+            raise ValueError(f"expected one of {typing.get_args(target)}")
+        return next(a for a in typing.get_args(target) if str(a) == text)
+    if target is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if target is int:
+        number = float(text)
+        if not number.is_integer():
+            raise ValueError("expected an integer")
+        return int(number)
+    if target is float:
+        number = float(text)
+        if math.isnan(number):
+            raise ValueError("NaN is not a valid value")
+        return number
+    if origin in (tuple, list):
+        return tuple(_parse_as(args[0], part) for part in text.split("/")) if args else tuple(text.split("/"))
+    return text
