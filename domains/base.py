@@ -85,6 +85,7 @@ class StudySpec:
     grid: Mapping[str, tuple] = field(default_factory=dict)  # config field -> values (a grid)
     lrs: tuple[float, ...] | None = None  # None: each recipe's default LR
     hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # recipe -> extra hparams
+    seeds: int = 1
 
 
 class Domain(ABC):
@@ -101,6 +102,7 @@ class Domain(ABC):
     Config: ClassVar[type]
     presets: ClassVar[Mapping[str, Mapping[str, Any]]]
     budget_unit: ClassVar[str] = "optimizer steps"
+    default_study: ClassVar[str] = "main"  # what `run_all.py` runs for this domain when no --study is given
 
     def config(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None):
         """The preset's config with ``overrides`` applied; raises ConfigError naming a bad field or value."""
