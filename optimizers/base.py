@@ -1,0 +1,113 @@
+"""`InstrumentedOptimizer`: what every optimizer of this package adds to ``torch.optim.Optimizer``.
+
+* The **stats protocol**: a bool attribute ``collect_stats`` (default False) and ``last_stats``. When
+  ``collect_stats`` is True each ``step()`` sets ``last_stats`` to a dict of 0-dim float32 tensors with keys
+  ``grad_norm_before``, ``grad_norm_after``, ``clip_fraction`` and ``reset`` (see `STAT_KEYS`); when False
+  nothing extra is computed and ``last_stats`` is None.
+* **Optimizer-wide counters** (the global step that drives resets and cosine schedules, ...), kept in
+  ``self._counters`` and saved in ``state_dict()["counters"]`` so that a resumed run continues bit for bit.
+* ``load_state_dict`` keeps the **saved dtype** of every state tensor. (``torch.optim.Optimizer`` casts floating
+  state to the parameter's dtype, which would turn fp32 moments of a bf16 model into bf16 on resume.)
+"""
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+import torch
+
+STAT_KEYS = ("grad_norm_before", "grad_norm_after", "clip_fraction", "reset")
+COUNTERS_KEY = "counters"
+
+
+def make_stats(grad_norm_before: torch.Tensor, grad_norm_after: torch.Tensor,
+               clip_fraction: torch.Tensor | float, reset: bool) -> dict[str, torch.Tensor]:
+    """The ``last_stats`` dict: every value a 0-dim float32 tensor on the gradients' device."""
+    device = grad_norm_before.device
+    as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=device).reshape(())  # noqa: E731
+    return {
+        "grad_norm_before": as_tensor(grad_norm_before),
+        "grad_norm_after": as_tensor(grad_norm_after),
+        "clip_fraction": as_tensor(clip_fraction),
+        "reset": as_tensor(1.0 if reset else 0.0),
+    }
+
+
+class InstrumentedOptimizer(torch.optim.Optimizer):
+    """Base class: stats protocol, optimizer-wide counters in ``state_dict()``, dtype-keeping ``load_state_dict``.
+
+    Subclasses set ``self._counters`` (a dict of Python ints) in ``__init__`` and may set the class attribute
+    ``counters_in_state_dict = False`` to keep them out of ``state_dict()`` (the reference variant of
+    Stable-SPAM does, on purpose).
+    """
+
+    collect_stats: bool = False
+    last_stats: dict[str, torch.Tensor] | None = None
+    counters_in_state_dict: bool = True
+
+    def state_dict(self) -> dict[str, Any]:
+        """``torch.optim.Optimizer.state_dict()`` plus ``"counters"`` (optimizer-wide step counters)."""
+        sd = super().state_dict()
+        if self.counters_in_state_dict:
+            sd[COUNTERS_KEY] = dict(self._counters)
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load state saved by `state_dict`, keeping each state tensor's saved dtype, and the counters."""
+        super().load_state_dict(state_dict)
+        self._after_load(state_dict)
+
+    def _after_load(self, state_dict: dict[str, Any]) -> None:
+        keep_saved_dtypes(self, state_dict)
+        if self.counters_in_state_dict and COUNTERS_KEY in state_dict:
+            self._counters = dict(state_dict[COUNTERS_KEY])
+
+    def __getstate__(self) -> dict[str, Any]:
+        # torch keeps only defaults/state/param_groups; keep our attributes too (copy.deepcopy, pickle).
+        # Hook dicts are left out; torch's __setstate__ recreates them.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_optimizer_")}
+
+
+def keep_saved_dtypes(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+    """Undo torch's cast of loaded state tensors to the parameter dtype: give each the dtype it was saved with."""
+    saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
+    params = chain.from_iterable(g["params"] for g in optimizer.param_groups)
+    for saved_id, param in zip(saved_ids, params):
+        saved = state_dict["state"].get(saved_id)
+        if not saved or param not in optimizer.state:
+            continue
+        state = optimizer.state[param]
+        for key, value in saved.items():
+            current = state.get(key)
+            if isinstance(value, torch.Tensor) and isinstance(current, torch.Tensor) and current.dtype != value.dtype:
+                state[key] = value.to(device=current.device, dtype=value.dtype, copy=True)
+
+
+class StatsAccumulator:
+    """Collects one step's stats over parameter groups and devices; `result` gives the ``last_stats`` dict."""
+
+    def __init__(self) -> None:
+        self._before: list[torch.Tensor] = []   # per-tensor norms before the transforms
+        self._after: list[torch.Tensor] = []    # ... and after them
+        self._clipped: list[torch.Tensor] = []  # number of clipped entries
+        self._numel = 0
+        self._reset = False
+
+    def add(self, before: torch.Tensor, after: torch.Tensor, clipped: torch.Tensor | None, numel: int,
+            reset: bool) -> None:
+        """Add per-tensor norm vectors ``before``/``after``, a clipped-entry count, the entry count, a reset flag."""
+        self._before.append(before.float().reshape(-1))
+        self._after.append(after.float().reshape(-1))
+        if clipped is not None:
+            self._clipped.append(clipped.float().reshape(()))
+        self._numel += numel
+        self._reset = self._reset or reset
+
+    def result(self) -> dict[str, torch.Tensor] | None:
+        if not self._before:
+            return None
+        device = self._before[0].device
+        cat = lambda xs: torch.cat([x.to(device) for x in xs])  # noqa: E731
+        clipped = torch.stack([c.to(device) for c in self._clipped]).sum() if self._clipped else 0.0
+        return make_stats(torch.linalg.vector_norm(cat(self._before)), torch.linalg.vector_norm(cat(self._after)),
+                          clipped / max(self._numel, 1), self._reset)
