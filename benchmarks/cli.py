@@ -1,0 +1,263 @@
+"""The ``run_all.py`` command line: parse, validate everything, run the missing runs, rebuild the outputs.
+
+Exit codes: 0 when the suite ran (diverged and failed runs included; failures are listed in the summary),
+2 on bad input (one line on stderr, nothing written), 1 when the suite itself failed, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.errors import BadInput
+from benchmarks.suites import SuiteRequest, expand, parse_lrs, parse_optimizers, parse_sets, validate_recipes
+from domains.base import PRESETS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_ROOT_ENV = "SSB_RESULTS_ROOT"
+
+DESCRIPTION = """\
+Benchmark optimizers for training stability across domains (LLaMA, OLMoE, MuJoCo, weather, quadratic).
+
+  python run_all.py [options]          run a suite (default: every domain's default study, preset quick)
+  python run_all.py report --out DIR   rebuild runs.csv, tables/, plots/ and report.md from DIR/runs.sqlite
+
+Runs already in the store (finished, diverged or failed) are skipped, so a killed suite resumes where it
+stopped. Outputs in --out: runs.sqlite, runs.csv (+ runs.parquet), tables/*.md|tex, plots/*.png, report.md.
+"""
+
+EPILOG = f"""\
+examples:
+  python run_all.py --preset smoke --domains quadratic --optimizers adam,stable_spam --seeds 2
+  python run_all.py --study lr_sweep --domains llama --lrs 1e-4,5e-4,1e-3 --set llama.precision=int4,fp4_e1m2
+  python run_all.py --optimizers adam,stable_spam:gamma1=0.85:gamma2=0.99999 --set weather.severity=0,2,5
+  python run_all.py --suite my_suite.toml --workers 2
+  RAY_ADDRESS=auto python run_all.py --backend ray --preset paper
+
+precedence: an optimizer item's own lr= > --lrs > the study's LRs > the domain's default LR per recipe;
+flags > --suite file > the study. A run is identified by a hash of (domain, preset, resolved config, recipe,
+hyper-parameters, seed, budget); a run asked for by two studies runs once.
+
+suite files (TOML; YAML by suffix) hold the same options, e.g.
+  preset = "smoke"
+  domains = ["quadratic"]
+  study = "main"
+  seeds = 2
+  optimizers = ["adam", "stable_spam:gamma1=0.85"]
+  [set.quadratic]
+  spike_prob = [0.0, 0.05]     # a list is a grid
+(full format: benchmarks/suite_file.py)
+
+--out must be the results folder ({REPO_ROOT / 'results'}) or a folder inside it; set ${RESULTS_ROOT_ENV}
+to use another results root (e.g. scratch storage on a cluster). With --backend ray the driver writes the
+store (cluster nodes need not share a filesystem); with --workers N each worker process writes its own runs.
+Exit codes: 0 the suite ran (diverged or failed runs included), 2 bad input (one line on stderr, nothing
+written), 1 the suite itself failed.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (BadInput) instead of usage + exit."""
+
+    def error(self, message: str):
+        raise BadInput(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The run parser (the ``report`` subcommand has its own, :func:`build_report_parser`)."""
+    parser = _Parser(prog="run_all.py", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=PRESETS, default=None,
+                        help="scale of every domain: smoke (seconds), quick (default), cpu (minutes), paper (GPUs)")
+    parser.add_argument("--study", default=None, metavar="NAME[,NAME]",
+                        help="study to run (main, lr_sweep, ablation, integration, low_bit, hparams, severity, moe, "
+                             "rl, overhead, ...); default: each domain's default study. Domains without it are skipped")
+    parser.add_argument("--domains", default=None, metavar="A,B", help="domains to run (default: all available)")
+    parser.add_argument("--optimizers", default=None, metavar="ITEMS",
+                        help="replace the study's recipes: comma-separated NAME or NAME:key=value:key=value "
+                             "(e.g. stable_spam:gamma1=0.85); tuple values as a/b (betas=0.9/0.95)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N", help="run seeds 0..N-1 (default: the study's)")
+    parser.add_argument("--lrs", default=None, metavar="LR,LR",
+                        help="peak learning rates replacing the study's / each recipe's default (an optimizer item's "
+                             "own lr= wins)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="DOMAIN.FIELD=V[,V]",
+                        help="set a domain config field; several comma-separated values make a grid "
+                             "(e.g. llama.precision=int4,fp4_e1m2, weather.severity=0,2,5). Repeatable")
+    parser.add_argument("--suite", default=None, metavar="FILE",
+                        help="suite file (TOML, or YAML by suffix) declaring the same options; flags given here win")
+    parser.add_argument("--out", default=None, metavar="DIR", help="results folder (default: results/ in the repository)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="local: worker processes (default 1: run in this process); ray: CPUs of the local Ray "
+                             "instance started when $RAY_ADDRESS is unset (default: all)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="local (default) or ray: one Ray task per run on $RAY_ADDRESS or a local instance")
+    parser.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed")
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
+    parser.add_argument("--no-outputs", action="store_true",
+                        help="do not rebuild tables/plots/report at the end (use `run_all.py report` later)")
+    return parser
+
+
+def build_report_parser() -> argparse.ArgumentParser:
+    """The ``report`` subcommand's parser."""
+    parser = _Parser(prog="run_all.py report",
+                     description="Rebuild runs.csv, tables/, plots/ and report.md from DIR/runs.sqlite alone.")
+    parser.add_argument("--out", default=None, metavar="DIR", help="results folder holding runs.sqlite (default: results/)")
+    return parser
+
+
+def results_root() -> Path:
+    """The folder every --out must be inside: ``$SSB_RESULTS_ROOT`` or the repository's ``results/``."""
+    return Path(os.environ.get(RESULTS_ROOT_ENV) or REPO_ROOT / "results").resolve()
+
+
+def check_out(text: str | None) -> Path:
+    """``--out`` resolved (None: the results root); BadInput when it is outside the results root (SPEC §6)."""
+    root = results_root()
+    if text is None:
+        return root
+    out = Path(text).expanduser().resolve()
+    if out != root and root not in out.parents:
+        raise BadInput(f"--out {text}: outside the results folder {root} (set {RESULTS_ROOT_ENV} to use another root)")
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {text}: not a folder")
+    return out
+
+
+def request_from_args(args: argparse.Namespace) -> SuiteRequest:
+    """The suite request: the suite file's (if any), with the flags given on the command line on top."""
+    flags = SuiteRequest(
+        preset=args.preset or "quick",
+        studies=_csv(args.study),
+        domains=_csv(args.domains),
+        optimizers=parse_optimizers(args.optimizers) if args.optimizers is not None else None,
+        lrs=parse_lrs(args.lrs) if args.lrs is not None else None,
+        seeds=args.seeds,
+        sets=parse_sets(args.sets),
+    )
+    given = {name for name, value in (("preset", args.preset), ("studies", args.study), ("domains", args.domains),
+                                      ("optimizers", args.optimizers), ("lrs", args.lrs), ("seeds", args.seeds))
+             if value is not None}
+    if args.sets:
+        given.add("sets")
+    if args.suite is None:
+        return flags
+    from benchmarks.suite_file import load_suite_file
+
+    from_file, _ = load_suite_file(args.suite)
+    return from_file.merged_with(flags, given)
+
+
+def _csv(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    items = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not items:
+        raise BadInput(f"empty list {text!r}")
+    return items
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    """Validate, plan, run and report one suite (see the module docstring for exit codes)."""
+    if args.workers is not None and args.workers < 1:
+        raise BadInput(f"--workers must be at least 1, got {args.workers}")
+    out = check_out(args.out)
+    request = request_from_args(args)
+    plan = expand(request)
+    origins = {item.name: item.origin for item in request.optimizers or ()}
+    validate_recipes(plan.specs, origins)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.dry_run:
+        for spec in plan.specs:
+            print(f"{spec.run_id}  {spec.domain:10s} {spec.recipe:28s} lr={spec.lr} seed={spec.seed} "
+                  f"{spec.variant} {dict(spec.overrides) or ''} studies={','.join(spec.studies)}")
+        print(f"{len(plan.specs)} runs planned (dry run: nothing written)")
+        return 0
+
+    # Everything is valid: from here on the store is touched.
+    from benchmarks.executors import make_executor
+    from benchmarks.runner import checkpoint_dir
+    from benchmarks.store import Store
+
+    out.mkdir(parents=True, exist_ok=True)
+    with Store(out / "runs.sqlite") as store:
+        stored = store.statuses()
+        skip = {"finished", "diverged"} | (set() if args.retry_failed else {"failed"})
+        todo = [spec for spec in plan.specs if stored.get(spec.run_id) not in skip]
+        store.add_studies((study, spec.run_id) for spec in plan.specs if spec.run_id in stored for study in spec.studies)
+    for spec in plan.specs:  # a kill between storing a run and removing its checkpoint leaves the folder behind
+        if stored.get(spec.run_id) in skip:
+            shutil.rmtree(checkpoint_dir(out, spec.run_id), ignore_errors=True)
+    print(f"{len(plan.specs)} run(s) in the suite: {len(plan.specs) - len(todo)} already stored, {len(todo)} to run "
+          f"(backend {args.backend}, workers {args.workers or 'default'}); results in {out}", file=sys.stderr)
+    progress_per_step = args.backend == "local" and (args.workers or 1) == 1 and sys.stderr.isatty()
+    executor = make_executor(args.backend, args.workers, progress=progress_per_step)
+    _drive(executor, todo, out)
+    if not args.no_outputs:
+        from benchmarks.report import build_outputs
+
+        build_outputs(out)
+    _print_summary(plan.specs, out, outputs=not args.no_outputs)
+    return 0
+
+
+def _drive(executor, todo, out: Path) -> None:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(todo), desc="runs", unit="run", disable=None, dynamic_ncols=True) as bar:
+        for run_id, status, error in executor.run(todo, out):
+            bar.update(1)
+            if status == "failed":
+                bar.write(f"run {run_id} failed: {error}", file=sys.stderr)
+
+
+def _print_summary(specs, out: Path, outputs: bool) -> None:
+    from benchmarks.store import Store
+
+    wanted = {spec.run_id for spec in specs}
+    with Store(out / "runs.sqlite") as store:
+        rows = [row for row in store.runs() if row["run_id"] in wanted]
+    counts = Counter(row["status"] for row in rows)
+    print(f"suite: {len(wanted)} run(s) — " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "diverged", "failed")))
+    for row in [r for r in rows if r["status"] == "failed"][:10]:
+        print(f"  failed: {row['domain']} {row['recipe']} lr={row['lr']} seed={row['seed']}: {row['error']}")
+    if outputs:
+        print(f"outputs: {out}/ (runs.sqlite, runs.csv, tables/, plots/, report.md)")
+    else:
+        print(f"store: {out}/runs.sqlite (outputs not rebuilt: run `python run_all.py report --out {out}`)")
+
+
+def run_report(argv: list[str]) -> int:
+    """``run_all.py report --out DIR``: rebuild every output from the store alone."""
+    args = build_report_parser().parse_args(argv)
+    out = check_out(args.out)
+    if not (out / "runs.sqlite").is_file():
+        raise BadInput(f"--out {args.out}: no results store {out / 'runs.sqlite'}")
+    from benchmarks.report import build_outputs
+
+    written = build_outputs(out)
+    print(f"report: rebuilt {len(written)} files in {out}/ (report.md, runs.csv, tables/, plots/)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``run_all.py``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["report"]:
+            return run_report(argv[1:])
+        return run_suite(build_parser().parse_args(argv))
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are stored; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the suite itself failed (not a run: runs record their own failures)
+        print(f"error: suite failed: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1

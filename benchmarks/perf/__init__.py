@@ -1,0 +1,1 @@
+"""Performance measurements (scripts, not tests): ``python -m benchmarks.perf.<name>``."""

@@ -1,0 +1,318 @@
+"""The results store: one SQLite file (``OUT/runs.sqlite``) holding runs, per-step curves and metadata.
+
+Schema (version :data:`SCHEMA_VERSION`, kept in table ``schema``):
+
+``runs``        one row per run: the spec columns (domain, preset, recipe, variant, lr, seed, budget,
+                hparams/config JSON), ``status`` (finished | diverged | failed), ``diverged_step``, ``error``
+                (one line) and ``traceback``, the headline ``metric`` / ``metric_value`` /
+                ``higher_is_better``, all final metrics as JSON, ``info`` (what the domain passed to
+                ``log_info``), wall time and UTC timestamps.
+``study_runs``  (study, run_id): which studies asked for a run. A run shared by two studies is stored once.
+``curves``      one row per (run, kind, series): ``kind`` is ``train`` (per-step telemetry) or ``eval``;
+                ``steps`` (int64) and ``vals`` (float64) are little-endian numpy arrays stored as BLOBs, so a
+                20k-step run with 8 series is 8 rows, written and read in milliseconds.
+``environment`` one row per run: git commit, package versions, python, torch, hostname, CPU, GPU, device.
+
+Every run is written in ONE transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``): a process killed at any moment
+leaves either the whole run or nothing, and never touches earlier runs. WAL journaling and a busy timeout let
+several processes (the process pool's workers) write concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from benchmarks.spec import RunSpec, canonical_json
+
+SCHEMA_VERSION = 1
+STATUSES = ("finished", "diverged", "failed")
+BUSY_TIMEOUT_S = 120.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    domain TEXT NOT NULL,
+    preset TEXT NOT NULL,
+    recipe TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    lr REAL,
+    seed INTEGER NOT NULL,
+    budget INTEGER,
+    budget_unit TEXT,
+    hparams TEXT NOT NULL,
+    config TEXT NOT NULL,
+    overrides TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('finished', 'diverged', 'failed')),
+    diverged_step INTEGER,
+    error TEXT,
+    traceback TEXT,
+    metric TEXT,
+    metric_value REAL,
+    higher_is_better INTEGER,
+    final_metrics TEXT NOT NULL,
+    info TEXT NOT NULL,
+    wall_seconds REAL,
+    started_at TEXT,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS study_runs (
+    study TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (study, run_id)
+);
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('train', 'eval')),
+    name TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    steps BLOB NOT NULL,
+    vals BLOB NOT NULL,
+    PRIMARY KEY (run_id, kind, name)
+);
+CREATE TABLE IF NOT EXISTS environment (
+    run_id TEXT PRIMARY KEY,
+    git_commit TEXT,
+    git_dirty INTEGER,
+    python TEXT,
+    torch TEXT,
+    packages TEXT,
+    hostname TEXT,
+    platform TEXT,
+    cpu TEXT,
+    gpu TEXT,
+    device TEXT
+);
+"""
+
+_RUN_COLUMNS = (
+    "run_id", "domain", "preset", "recipe", "variant", "lr", "seed", "budget", "budget_unit", "hparams", "config",
+    "overrides", "status", "diverged_step", "error", "traceback", "metric", "metric_value", "higher_is_better",
+    "final_metrics", "info", "wall_seconds", "started_at", "finished_at",
+)
+_ENV_COLUMNS = ("git_commit", "git_dirty", "python", "torch", "packages", "hostname", "platform", "cpu", "gpu", "device")
+
+
+@dataclass
+class Curve:
+    """One logged series: the steps it was logged at and the values (NaN kept)."""
+
+    steps: np.ndarray
+    values: np.ndarray
+
+
+@dataclass
+class RunRecord:
+    """A finished, diverged or failed run as the runner produces it and the store writes it."""
+
+    spec: RunSpec
+    status: str
+    metric: str
+    higher_is_better: bool
+    budget_unit: str
+    metric_value: float | None = None
+    final_metrics: dict = field(default_factory=dict)
+    diverged_step: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    info: dict = field(default_factory=dict)
+    curves: dict[tuple[str, str], Curve] = field(default_factory=dict)  # (kind, name) -> Curve
+    environment: dict = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    started_at: str = ""
+    finished_at: str = ""
+
+
+class Store:
+    """The SQLite results store at ``path`` (created with its schema on first use)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across process kills
+        self._create_schema()
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> "Store":
+        """Open a store that must already exist (FileNotFoundError otherwise); for read-only consumers."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no results store at {path}")
+        return cls(path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _create_schema(self) -> None:
+        with self._transaction() as conn:
+            for statement in _SCHEMA.strip().split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT version FROM schema").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: store schema version {row[0]}, this code reads {SCHEMA_VERSION}")
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    def write_run(self, record: RunRecord) -> None:
+        """Write (or replace) one run with its curves, studies and environment, atomically."""
+        spec = record.spec
+        if record.status not in STATUSES:
+            raise ValueError(f"unknown run status {record.status!r}")
+        row = {
+            "run_id": spec.run_id,
+            "domain": spec.domain,
+            "preset": spec.preset,
+            "recipe": spec.recipe,
+            "variant": spec.variant,
+            "lr": spec.lr,
+            "seed": spec.seed,
+            "budget": spec.budget,
+            "budget_unit": record.budget_unit,
+            "hparams": canonical_json(spec.hparams),
+            "config": canonical_json(spec.config),
+            "overrides": canonical_json(spec.overrides),
+            "status": record.status,
+            "diverged_step": record.diverged_step,
+            "error": record.error,
+            "traceback": record.traceback,
+            "metric": record.metric,
+            "metric_value": _finite_or_none(record.metric_value),
+            "higher_is_better": int(record.higher_is_better),
+            "final_metrics": canonical_json(record.final_metrics),
+            "info": canonical_json(record.info),
+            "wall_seconds": record.wall_seconds,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+        }
+        env = {key: record.environment.get(key) for key in _ENV_COLUMNS}
+        env["packages"] = canonical_json(env["packages"] or {})
+        curve_rows = [
+            (spec.run_id, kind, name, len(curve.steps), _blob(curve.steps, "<i8"), _blob(curve.values, "<f8"))
+            for (kind, name), curve in sorted(record.curves.items())
+        ]
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM curves WHERE run_id = ?", (spec.run_id,))
+            conn.execute(
+                f"INSERT OR REPLACE INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
+                [row[c] for c in _RUN_COLUMNS],
+            )
+            conn.executemany("INSERT INTO curves (run_id, kind, name, n, steps, vals) VALUES (?, ?, ?, ?, ?, ?)", curve_rows)
+            conn.executemany("INSERT OR IGNORE INTO study_runs (study, run_id) VALUES (?, ?)",
+                             [(study, spec.run_id) for study in spec.studies])
+            conn.execute(
+                f"INSERT OR REPLACE INTO environment (run_id, {', '.join(_ENV_COLUMNS)}) "
+                f"VALUES (?, {', '.join('?' * len(_ENV_COLUMNS))})",
+                [spec.run_id] + [env[c] for c in _ENV_COLUMNS],
+            )
+
+    def add_studies(self, memberships: Iterable[tuple[str, str]]) -> None:
+        """Record that (study, run_id) pairs asked for runs already in the store."""
+        with self._transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO study_runs (study, run_id) VALUES (?, ?)", list(memberships))
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    def statuses(self) -> dict[str, str]:
+        """run_id -> status of every stored run."""
+        return dict(self._conn.execute("SELECT run_id, status FROM runs"))
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every stored run as a dict of its columns (JSON columns decoded), plus its ``studies`` list."""
+        studies: dict[str, list[str]] = {}
+        for study, run_id in self._conn.execute("SELECT study, run_id FROM study_runs ORDER BY study"):
+            studies.setdefault(run_id, []).append(study)
+        cursor = self._conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY domain, preset, recipe, lr, seed")
+        rows = []
+        for values in cursor:
+            row = dict(zip(_RUN_COLUMNS, values))
+            for key in ("hparams", "config", "overrides", "final_metrics", "info"):
+                row[key] = json.loads(row[key])
+            row["higher_is_better"] = bool(row["higher_is_better"])
+            row["studies"] = studies.get(row["run_id"], [])
+            rows.append(row)
+        return rows
+
+    def curves(self, run_id: str, kind: str | None = None) -> dict[tuple[str, str], Curve]:
+        """(kind, name) -> Curve of one run (all kinds when ``kind`` is None)."""
+        query = "SELECT kind, name, steps, vals FROM curves WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        return {
+            (k, name): Curve(np.frombuffer(steps, dtype="<i8").copy(), np.frombuffer(vals, dtype="<f8").copy())
+            for k, name, steps, vals in self._conn.execute(query, params)
+        }
+
+    def curve(self, run_id: str, kind: str, name: str) -> Curve | None:
+        """One series of one run, or None when it was not logged."""
+        return self.curves_named(kind, name, [run_id]).get(run_id)
+
+    def curves_named(self, kind: str, name: str, run_ids: Iterable[str]) -> dict[str, Curve]:
+        """run_id -> Curve of series ``name`` for each of ``run_ids`` that logged it."""
+        return dict(self.iter_curves(kind, name, run_ids))
+
+    def iter_curves(self, kind: str, name: str, run_ids: Iterable[str]) -> Iterator[tuple[str, Curve]]:
+        """(run_id, Curve) of series ``name`` for each of ``run_ids`` that logged it, a few at a time in memory."""
+        ids = list(run_ids)
+        for start in range(0, len(ids), 500):  # stay under SQLite's host-parameter limit
+            chunk = ids[start:start + 500]
+            query = (f"SELECT run_id, steps, vals FROM curves WHERE kind = ? AND name = ? "
+                     f"AND run_id IN ({', '.join('?' * len(chunk))})")
+            for run_id, steps, vals in self._conn.execute(query, [kind, name, *chunk]):
+                yield run_id, Curve(np.frombuffer(steps, dtype="<i8").copy(), np.frombuffer(vals, dtype="<f8").copy())
+
+    def environment(self, run_id: str) -> dict[str, Any]:
+        """The environment row of one run (``packages`` decoded), or {} when absent."""
+        cursor = self._conn.execute(f"SELECT {', '.join(_ENV_COLUMNS)} FROM environment WHERE run_id = ?", (run_id,))
+        values = cursor.fetchone()
+        if values is None:
+            return {}
+        env = dict(zip(_ENV_COLUMNS, values))
+        env["packages"] = json.loads(env["packages"] or "{}")
+        return env
+
+    def counts(self) -> dict[str, int]:
+        """status -> number of stored runs."""
+        return dict(self._conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
+
+
+def _blob(values: np.ndarray, dtype: str) -> bytes:
+    return np.ascontiguousarray(np.asarray(values, dtype=dtype)).tobytes()
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+

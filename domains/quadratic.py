@@ -1,0 +1,149 @@
+"""The noisy quadratic model: the smallest complete domain, and the worked example of adding one.
+
+What is trained: a single vector ``x`` (an ``nn.Module`` with one parameter) on the ill-conditioned quadratic
+
+    f(x) = 0.5 * sum_i h_i * x_i**2,      h_i log-spaced from 1/condition_number to 1,
+
+whose minimum is ``f(0) = 0``. Each step sees a *stochastic* gradient ``h * x + xi``, where the noise ``xi`` is
+heavy-tailed and occasionally spikes — the kind of gradient the Stable-SPAM paper worries about:
+
+    xi_i = noise_scale * sqrt(h_i) * t_i,     t_i ~ Student-t(noise_df)        (curvature-shaped, as in the NQM)
+    xi  *= spike_scale                        with probability spike_prob       (a gradient spike)
+
+The loss handed to the trainer has the *value* of the noiseless f(x) (so divergence detection compares true
+losses) but the *gradient* ``h * x + xi`` (the noise enters through a term that is zero in value). The
+headline metric ``final_loss`` is the exact noiseless f(x) after training (lower is better).
+
+To add your own domain, copy this file's shape:
+
+1. a ``Config`` dataclass whose fields all have defaults, and ``presets`` overriding them for
+   ``smoke`` / ``quick`` / ``cpu`` / ``paper``;
+2. ``default_hparams(recipe, config)`` -- a learning rate that works, per recipe;
+3. ``studies()`` -- which recipes, LRs, config grids and seeds each named study runs;
+4. ``run(config, ctx)`` -- build the model and a deterministic ``batch_at(step)``, then hand everything to
+   :func:`domains.trainer.train` (which builds the optimizer from ``ctx``, logs, detects divergence and
+   checkpoints);
+5. one line in ``domains/__init__.py``'s registry (or ``domains.register`` from your own code).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from domains.base import ConfigError, Domain, RunContext, StudySpec
+from domains.trainer import TrainLoop, train
+
+
+@dataclass
+class QuadraticConfig:
+    """One noisy-quadratic problem and its training budget."""
+
+    dim: int = 256  # number of coordinates
+    condition_number: float = 1e3  # h_max / h_min
+    noise_scale: float = 0.1  # scale of the gradient noise (relative to sqrt(h_i))
+    noise_df: float = 3.0  # Student-t degrees of freedom: smaller = heavier tails
+    spike_prob: float = 0.02  # probability that a step's gradient noise is a spike
+    spike_scale: float = 100.0  # how much larger the noise is on a spike step
+    steps: int = 500  # optimizer steps
+    warmup: float = 0.05  # LR warm-up: a fraction of the steps (< 1) or a step count
+    eval_every: int = 0  # evaluate f(x) every this many steps (0: only at the end)
+    checkpoint_every: int = 0  # checkpoint every this many steps (0: never)
+
+
+class QuadraticModel(nn.Module):
+    """The point ``x`` being optimised, with the problem's curvatures as a buffer."""
+
+    def __init__(self, curvatures: torch.Tensor, init: torch.Tensor):
+        super().__init__()
+        self.register_buffer("h", curvatures)
+        self.x = nn.Parameter(init)
+
+    def value(self) -> torch.Tensor:
+        """The noiseless objective 0.5 * sum(h * x**2)."""
+        return 0.5 * (self.h * self.x * self.x).sum()
+
+
+class QuadraticDomain(Domain):
+    """Noisy ill-conditioned quadratic with heavy-tailed, spiky gradient noise (metric: final f(x))."""
+
+    name = "quadratic"
+    metric = "final_loss"
+    higher_is_better = False
+    Config = QuadraticConfig
+    presets = {
+        "smoke": {"dim": 32, "steps": 200},
+        "quick": {"dim": 256, "steps": 500},
+        "cpu": {"dim": 1024, "steps": 2000},
+        "paper": {"dim": 16384, "steps": 20000},
+    }
+
+    # A peak LR that works for each recipe on this problem (the LR schedule is warm-up + cosine).
+    # Sign-like updates (Lion) move every coordinate by ~lr per step, so they take a smaller LR.
+    _LRS = {"lion": 1e-2, "lion_stable": 1e-2}
+    _DEFAULT_LR = 3e-2
+
+    def validate(self, config: QuadraticConfig) -> None:
+        """Reject values that make no problem (each check names its field)."""
+        checks = {
+            "dim": config.dim >= 1,
+            "condition_number": config.condition_number >= 1,
+            "noise_scale": config.noise_scale >= 0,
+            "noise_df": config.noise_df > 0,
+            "spike_prob": 0 <= config.spike_prob <= 1,
+            "spike_scale": config.spike_scale >= 0,
+            "steps": config.steps >= 1,
+        }
+        for field, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"quadratic: invalid {field} = {getattr(config, field)!r}")
+
+    def default_hparams(self, recipe: str, config: QuadraticConfig) -> dict:
+        """Only the LR: every other hyper-parameter keeps the recipe's own default."""
+        return {"lr": self._LRS.get(recipe, self._DEFAULT_LR)}
+
+    def studies(self) -> dict[str, dict[str, StudySpec]]:
+        """``main`` (the paper's main comparison), ``lr_sweep`` and ``ablation`` (paper Table 4)."""
+        seeds = {"smoke": 1, "quick": 3, "cpu": 5, "paper": 10}
+        main = ("adam", "adam_clip", "spam", "stable_spam")
+        ablation = ("adam", "adam+moret", "adam+moret+adaclip", "adam+moret+adagn", "adam+moret+adagn+adaclip",
+                    "adam+moret+adagn+spikeclip", "adam+moret+gradclip+adaclip")
+        lrs = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)  # the top end diverges
+        return {
+            "main": {p: StudySpec(recipes=main, seeds=n) for p, n in seeds.items()},
+            "lr_sweep": {p: StudySpec(recipes=("adam", "stable_spam"), lrs=lrs, seeds=n) for p, n in seeds.items()},
+            "ablation": {p: StudySpec(recipes=ablation, seeds=n) for p, n in seeds.items()},
+        }
+
+    def run(self, config: QuadraticConfig, ctx: RunContext) -> dict[str, float]:
+        """Train x from a seeded random start through the shared trainer; return ``final_loss``."""
+        curvatures = torch.logspace(-math.log10(config.condition_number), 0.0, config.dim, dtype=torch.float64)
+        init = torch.randn(config.dim, generator=torch.Generator().manual_seed(ctx.seed), dtype=torch.float64)
+        model = QuadraticModel(curvatures.float(), init.float())
+        noise_std = (config.noise_scale * curvatures.sqrt()).numpy()
+        ctx.logger.log_info(dim=config.dim, condition_number=config.condition_number,
+                            initial_loss=float(model.value().detach()))
+
+        def batch_at(step: int) -> torch.Tensor:
+            # One generator per (seed, step): the noise of a step is the same after a resume.
+            rng = np.random.default_rng([ctx.seed, step])
+            noise = noise_std * rng.standard_t(config.noise_df, size=config.dim)
+            if rng.random() < config.spike_prob:
+                noise *= config.spike_scale
+            return torch.from_numpy(noise).float()
+
+        def loss_fn(model: QuadraticModel, noise: torch.Tensor) -> torch.Tensor:
+            # value: the true f(x); gradient: h*x + noise (the noise term is zero in value).
+            noisy = (noise.to(model.x.device) * model.x).sum()
+            return model.value() + noisy - noisy.detach()
+
+        def evaluate(model: QuadraticModel) -> dict[str, float]:
+            return {"final_loss": float(model.value()), "distance": float(model.x.norm())}
+
+        loop = TrainLoop(steps=config.steps, warmup=config.warmup, eval_every=config.eval_every,
+                         checkpoint_every=config.checkpoint_every)
+        return train(model, batch_at, loss_fn, evaluate, loop, ctx)

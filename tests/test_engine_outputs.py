@@ -1,0 +1,152 @@
+"""Tables, plots, report and claims audit built from a store filled with known numbers."""
+
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import claims, cli
+from benchmarks.frame import runs_frame
+from benchmarks.store import Store
+from test_engine_support import make_record, make_spec
+
+# weather test MSE per (severity, recipe): three seeds each, chosen so Stable-SPAM's edge grows with severity
+WEATHER = {
+    (0, "adam"): [0.150, 0.151, 0.153], (0, "stable_spam"): [0.149, 0.150, 0.151], (0, "spam"): [0.156, 0.157, 0.158],
+    (2, "adam"): [0.200, 0.202, 0.203], (2, "stable_spam"): [0.185, 0.186, 0.188], (2, "spam"): [0.193, 0.195, 0.196],
+}
+
+
+def fill(store: Store) -> None:
+    for (severity, recipe), values in WEATHER.items():
+        for seed, value in enumerate(values):
+            spec = make_spec("weather", recipe, seed, severity=severity)
+            store.write_run(make_record(spec, value, metric="test_mse"))
+    store.write_run(make_record(make_spec("weather", "adam", 3, severity=2), status="diverged", metric="test_mse"))
+    # an LR sweep on the quadratic, with a divergence at the large LR and one gradient-norm spike per run
+    spiky = 1.0 + 0.01 * np.random.default_rng(0).standard_normal(300)
+    spiky[150] = 50.0
+    for lr, status in ((1e-3, "finished"), (1e-2, "finished"), (1.0, "diverged")):
+        for seed in range(2):
+            spec = make_spec("quadratic", "adam", seed, lr=lr, studies=("lr_sweep",))
+            store.write_run(make_record(spec, 1.0 + seed + lr, status=status, steps=300,
+                                        grad_norms=spiky))
+    # llama int4: Adam clearly better (-> C10 not reproduced); moe: overlapping (-> C11 inconclusive)
+    for seed, (adam, stable) in enumerate([(20.0, 30.0), (20.5, 30.5), (21.0, 31.0)]):
+        for recipe, value in (("adam", adam), ("stable_spam", stable)):
+            store.write_run(make_record(make_spec("llama", recipe, seed, precision="int4"), value, metric="val_ppl"))
+    for seed, (adam, stable) in enumerate([(4.0, 4.1), (4.2, 4.0), (4.1, 4.2)]):
+        for recipe, value in (("adam", adam), ("stable_spam", stable)):
+            store.write_run(make_record(make_spec("moe", recipe, seed), value, metric="val_loss"))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A store written directly (no domain code runs), then every output rebuilt by `run_all.py report`."""
+    root = tmp_path_factory.mktemp("root")
+    out = root / "results"
+    with Store(out / "runs.sqlite") as store:
+        fill(store)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSB_RESULTS_ROOT", str(root))
+        assert cli.main(["report", "--out", str(out)]) == 0
+        assert cli.main(["report", "--out", str(root / "empty")]) == 2  # no store there
+    written = [p for p in out.rglob("*") if p.is_file()]
+    return out, written
+
+
+def expected_cell(values, extra=""):
+    return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g} (n={len(values)}{extra})"
+
+
+def test_pivot_tables_hold_mean_std_n_and_divergences(built):
+    out, _ = built
+    markdown = (out / "tables" / "main_weather.md").read_text()
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| recipe")}
+    assert "| recipe | severity=0 | severity=2 |" in markdown
+    assert lines["adam"] == [expected_cell(WEATHER[(0, "adam")]), expected_cell(WEATHER[(2, "adam")], ", 1 div")]
+    assert lines["stable_spam"] == [expected_cell(WEATHER[(0, "stable_spam")]), expected_cell(WEATHER[(2, "stable_spam")])]
+    assert "preset smoke" in markdown and "budget 100" in markdown and "test_mse (lower is better)" in markdown
+    latex = (out / "tables" / "main_weather.tex").read_text()
+    assert r"\begin{tabular}{lcc}" in latex and r"$\pm$" in latex and r"stable\_spam" in latex
+    sweep = (out / "tables" / "lr_sweep_quadratic.md").read_text()
+    assert "| adam lr=0.001 |" in sweep and "| adam lr=1 | — (2 div) |" in sweep
+
+
+def test_runs_csv_is_one_row_per_run_with_flat_config(built):
+    out, _ = built
+    table = pd.read_csv(out / "runs.csv")
+    assert len(table) == 6 * 3 + 1 + 6 + 6 + 6
+    weather = table[(table["domain"] == "weather") & (table["status"] == "finished")]
+    means = weather.groupby(["config.severity", "recipe"])["metric_value"].mean()
+    assert means[(2, "spam")] == pytest.approx(statistics.mean(WEATHER[(2, "spam")]))
+    assert set(pd.read_parquet(out / "runs.parquet")["run_id"]) == set(table["run_id"])
+
+
+def test_plots_are_written_as_png(built):
+    out, written = built
+    names = {p.name for p in written if p.suffix == ".png"}
+    assert {"main_weather_smoke_loss.png", "main_weather_smoke_grad_norm.png", "main_weather_smoke_vs_severity.png",
+            "lr_sweep_quadratic_smoke_lr.png", "performance_profile.png"} <= names
+    for name in names:
+        assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_claims_audit_verdicts_follow_the_data(built):
+    out, _ = built
+    with Store(out / "runs.sqlite") as store:
+        results = {r.id: r for r in claims.audit(runs_frame(store), store)}
+    assert results["C13"].verdict == claims.REPRODUCED
+    assert len(results["C13"].comparisons) == 3  # beats SPAM at 2 severities + growth
+    assert results["C10"].verdict == claims.NOT_REPRODUCED
+    assert results["C11"].verdict == claims.INCONCLUSIVE
+    assert results["C12"].verdict == claims.NOT_RUN and results["C1"].verdict == claims.NOT_RUN
+    assert "CI" in results["C10"].comparisons[0].numbers and "n=3" in results["C10"].comparisons[0].numbers
+    report = (out / "report.md").read_text()
+    assert "| **C13**" in report and "**reproduced**" in report and "**not run**" in report
+    assert "plots/main_weather_smoke_vs_severity.png" in report and "## Diverged runs" in report
+
+
+def test_spike_counts_reach_the_frame(built):
+    out, _ = built
+    with Store(out / "runs.sqlite") as store:
+        frame = runs_frame(store)
+    sweep = frame[frame["domain"] == "quadratic"]
+    assert set(sweep["grad_norm_spikes"]) == {1.0}
+
+
+def test_beats_needs_two_seeds_and_counts_divergence_as_a_loss(tmp_path):
+    with Store(tmp_path / "runs.sqlite") as store:
+        for recipe, value in (("a", 1.0), ("b", 2.0)):
+            store.write_run(make_record(make_spec(recipe=recipe), value))
+        store.write_run(make_record(make_spec(recipe="c"), status="diverged"))
+        frame = runs_frame(store)
+    pick = {r: frame[frame["recipe"] == r] for r in "abc"}
+    assert claims.beats(pick["a"], pick["b"], "a", "b", "x").verdict == claims.INCONCLUSIVE
+    assert claims.beats(pick["a"], pick["c"], "a", "c", "x").verdict == claims.REPRODUCED
+    assert claims.beats(pick["c"], pick["a"], "c", "a", "x").verdict == claims.NOT_REPRODUCED
+
+
+def test_every_llama_claim_is_checked_against_synthetic_runs(tmp_path):
+    """4-bit Stable-SPAM beats 4-bit Adam (which diverges at the larger LR) but not 16-bit Adam."""
+    rng = np.random.default_rng(0)
+    with Store(tmp_path / "runs.sqlite") as store:
+        for precision, base in (("fp32", 20.0), ("int4", 24.0)):
+            for recipe, offset in (("adam", 2.0), ("stable_spam", 0.0), ("spam", 2.0)):
+                for lr in (1e-3, 3e-3):
+                    for seed in range(3):
+                        diverged = precision == "int4" and recipe == "adam" and lr == 3e-3
+                        spec = make_spec("llama", recipe, seed, lr=lr, precision=precision)
+                        store.write_run(make_record(spec, base + offset + 0.3 * rng.random(), metric="val_ppl",
+                                                    status="diverged" if diverged else "finished"))
+        results = {r.id: r for r in claims.audit(runs_frame(store), store)}
+    assert results["C2"].verdict == claims.REPRODUCED  # beats adam and spam at int4
+    assert results["C3"].verdict == claims.NOT_REPRODUCED  # 24 > 22: does not beat fp32 Adam
+    assert results["C5"].verdict == claims.REPRODUCED
+    assert results["C8"].verdict == claims.REPRODUCED  # Adam's int4 divergence makes its LR curve steeper
+    assert results["C10"].verdict == claims.REPRODUCED  # int4 only; int2/int3 were not run
+    assert all(r.verdict == claims.NOT_RUN for k, r in results.items() if k in ("C6", "C11", "C12", "C13"))
+    assert {r.verdict for r in results.values()} <= {claims.REPRODUCED, claims.NOT_REPRODUCED, claims.INCONCLUSIVE,
+                                                      claims.NOT_RUN}
