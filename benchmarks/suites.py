@@ -254,12 +254,18 @@ def _lrs_for(item: OptimizerItem, request: SuiteRequest, study_spec: StudySpec, 
 
 
 def expand_hparam_grid(recipe: str, hparams: Mapping[str, Any], origin: str) -> list[OptimizerItem]:
-    """One item per combination of the list-valued hyper-parameters (a list is a grid; a tuple is a value)."""
+    """One item per combination of the list-valued hyper-parameters (a list is a grid; a tuple is a value).
+
+    ``recipe`` may be a ``NAME:key=value`` item, as on the command line (a study's one-at-a-time sweep);
+    its own values win over ``hparams``.
+    """
+    base = parse_optimizer_item(recipe, origin)
     grid_keys = [key for key, value in hparams.items() if isinstance(value, list)]
     fixed = {key: value for key, value in hparams.items() if key not in grid_keys}
     items = []
     for combo in itertools.product(*(hparams[key] for key in grid_keys)):
-        items.append(OptimizerItem(recipe, {**fixed, **dict(zip(grid_keys, combo))}, f"{origin} {recipe}"))
+        values = {**fixed, **dict(zip(grid_keys, combo)), **base.hparams}
+        items.append(OptimizerItem(base.name, values, f"{origin} {recipe}"))
     return items
 
 

@@ -168,3 +168,14 @@ def test_out_must_be_inside_the_results_root(tmp_path, monkeypatch, capsys):
                      "--dry-run"]) == 0
     assert cli.main(["--preset", "nope"]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("error: run_all.py: argument --preset")
+
+
+def test_a_study_recipe_item_carries_its_own_hyper_parameters():
+    from benchmarks.suites import expand_hparam_grid
+
+    items = expand_hparam_grid("stable_spam:gamma1=0.5", {"gamma2": [0.8, 0.9], "gamma3": 0.99}, "study hparams")
+    assert [item.name for item in items] == ["stable_spam", "stable_spam"]
+    assert [item.hparams for item in items] == [
+        {"gamma3": 0.99, "gamma2": 0.8, "gamma1": 0.5},
+        {"gamma3": 0.99, "gamma2": 0.9, "gamma1": 0.5},
+    ]
