@@ -1,0 +1,227 @@
+"""The ``moe`` domain: OLMoE mixture-of-experts LM pretraining (SPEC §2.2, claim C11).
+
+What is trained: ``transformers.OlmoeForCausalLM`` (top-k routed SwiGLU experts, QK-norm attention) at
+the paper's size, OLMoE-1B-7B (hidden 2048, 16 layers, 16 heads, 64 experts, top-8, expert
+intermediate 1024; BF16 autocast, 3000 steps, LR 1e-4 for every recipe, validation at 1000/2000/3000),
+or shrunk for CPUs (``nano``/``micro``/``mini``: 4-8 experts, top-2, hidden 64-128). Data: the llama
+domain's text pipeline (:class:`domains.textdata.TextData`; offline Shakespeare by default, C4 with the
+T5 tokenizer at the paper preset). Metric: ``val_loss``, the token-weighted next-token loss on the
+held-out budget (:func:`domains.llama_lm.evaluate_lm`), lower is better; ``val_ppl`` alongside.
+
+Training loss = next-token cross-entropy (the model's loss with labels) + ``router_aux_loss_coef`` x
+the load-balancing loss + ``router_z_loss_coef`` x the router z-loss (OLMoE trained with 0.01 and
+0.001). ``balance_loss`` picks the load-balancing loss: ``per_layer`` (default; OLMoE's own, computed per
+layer, :func:`domains.moe_routing.load_balancing_loss`) or ``transformers`` (the model's built-in
+``aux_loss``, which pools the layers before the product, transformers issue #28255). transformers' OLMoE
+has no router z-loss; :func:`domains.moe_routing.router_z_loss` adds it.
+
+Telemetry, besides the trainer's: per step ``lm_loss``, ``aux_loss``, ``z_loss`` and the expert-load
+balance of the batch (``load_cv_mean``, ``load_cv_max``: coefficient of variation of the per-expert
+token fractions, mean and worst layer); at every evaluation the same balance on the validation tokens
+and the fractions themselves as eval series ``expert_load/L{layer}/E{expert}`` (each layer sums to 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from domains.base import ConfigError, Domain, RunContext, StudySpec
+from domains.llama import _LR_MULTIPLIER, LlamaConfig, LlamaDomain, TrainingJob
+from domains.llama_lm import evaluate_lm
+from domains.moe_routing import (RouterLoadMeter, balance_summary, expert_load, load_balancing_loss, load_series,
+                                 router_z_loss)
+from domains.textdata import BPE, DATASETS, TextData
+from domains.trainer import TrainLoop, _distributed, train
+
+# hidden, expert intermediate, attention heads, layers, experts, experts per token. The CPU sizes keep
+# OLMoE's active MLP width (top_k x intermediate = 4 x hidden).
+SIZES = {
+    "nano": (64, 128, 4, 2, 4, 2),
+    "micro": (128, 256, 4, 2, 8, 2),
+    "mini": (128, 256, 4, 4, 8, 2),
+    "1B-7B": (2048, 1024, 16, 16, 64, 8),
+}
+PRECISIONS = ("fp32", "bf16")
+BALANCE_LOSSES = ("per_layer", "transformers")
+PAPER_LR = 1e-4  # the paper's LR for Adam and Stable-SPAM on OLMoE-1B-7B
+# CPU sizes: the llama domain's LR for the same hidden size, used for every recipe (Lion-family: llama's
+# ~5x smaller LR). Checked on "micro" (quick preset, Adam): LR 1e-3 / 3e-3 / 1e-2 -> val_loss 5.27 / 5.01 / 5.30.
+_CPU_LR = {"nano": 5e-3, "micro": 3e-3, "mini": 3e-3}
+
+
+@dataclass
+class MoeConfig:
+    """One OLMoE pretraining run (model size, precision, router losses, data, schedule, evaluation)."""
+
+    size: str = "micro"  # a key of SIZES
+    precision: str = "fp32"  # fp32 or bf16 (autocast)
+    balance_loss: str = "per_layer"  # per_layer (OLMoE's) or transformers (the model's pooled aux_loss)
+    router_aux_loss_coef: float = 0.01  # load-balancing loss weight (OLMoE)
+    router_z_loss_coef: float = 0.001  # router z-loss weight (OLMoE); 0 turns it off
+    dataset: str = "shakespeare"  # shakespeare (offline) or c4 (hub)
+    tokenizer: str = BPE  # "bpe": trained on the corpus; else a hub tokenizer name (t5-base)
+    vocab_size: int = 2048  # size of the trained BPE (a hub tokenizer brings its own)
+    seq_len: int = 64
+    batch_size: int = 16  # global batch in sequences (split across data-parallel ranks)
+    steps: int = 240
+    warmup: float = 0.1  # linear warm-up: fraction of steps (< 1) or a step count
+    min_lr_ratio: float = 0.1  # cosine decay to this fraction of the peak LR
+    eval_every: int = 80  # 0: evaluate at the end only
+    eval_tokens: int = 32768  # held-out validation budget in tokens
+    eval_batch_size: int = 32
+    checkpoint_every: int = 0
+
+
+class MoeDomain(Domain):
+    """OLMoE mixture-of-experts pretraining (metric: validation loss, lower is better)."""
+
+    name = "moe"
+    metric = "val_loss"
+    higher_is_better = False
+    budget_unit = "optimizer steps"
+    default_study = "moe"
+    Config = MoeConfig
+    # Evaluations at thirds of the run, like the paper's 1000/2000/3000. Vocabulary/sequence settings
+    # match the llama presets, so both domains share the same cached TextData. Measured cost of one Adam
+    # run, in CPU seconds on one thread (imports and data included): smoke ~10, quick ~40, cpu ~120.
+    presets = {
+        "smoke": {"size": "nano", "vocab_size": 1024, "seq_len": 64, "batch_size": 8, "steps": 30, "eval_every": 10,
+                  "eval_tokens": 4096},
+        "quick": {"size": "micro", "vocab_size": 2048, "seq_len": 64, "batch_size": 16, "steps": 240,
+                  "eval_every": 80, "eval_tokens": 32768},
+        "cpu": {"size": "mini", "vocab_size": 4096, "seq_len": 128, "batch_size": 16, "steps": 180,
+                "eval_every": 60, "eval_tokens": 65536},
+        # OLMoE-1B-7B as in the paper, on the llama paper preset's data (C4, T5 tokenizer, 512 x 256 tokens).
+        # Its weights, gradients and fp32 Adam state (~112 GB) need more than one GPU's memory.
+        "paper": {"size": "1B-7B", "precision": "bf16", "dataset": "c4", "tokenizer": "t5-base", "vocab_size": 32000,
+                  "seq_len": 256, "batch_size": 512, "steps": 3000, "eval_every": 1000,
+                  "eval_tokens": 10_000_000, "eval_batch_size": 64, "checkpoint_every": 500},
+    }
+
+    def validate(self, config: MoeConfig) -> None:
+        """Reject unknown names and impossible values (each message names the field)."""
+        choices = {"size": SIZES, "precision": PRECISIONS, "balance_loss": BALANCE_LOSSES, "dataset": DATASETS}
+        for field, allowed in choices.items():
+            if getattr(config, field) not in allowed:
+                raise ConfigError(f"moe: unknown {field} {getattr(config, field)!r} (choose from {', '.join(allowed)})")
+        for field in ("vocab_size", "seq_len", "batch_size", "steps", "eval_tokens", "eval_batch_size"):
+            if getattr(config, field) < 1:
+                raise ConfigError(f"moe: {field} must be >= 1, not {getattr(config, field)!r}")
+        if config.seq_len < 2:
+            raise ConfigError("moe: seq_len must be >= 2 (next-token prediction)")
+        for field in ("router_aux_loss_coef", "router_z_loss_coef", "warmup", "eval_every", "checkpoint_every"):
+            if getattr(config, field) < 0:
+                raise ConfigError(f"moe: {field} must be >= 0, not {getattr(config, field)!r}")
+        if not 0 <= config.min_lr_ratio <= 1:
+            raise ConfigError(f"moe: min_lr_ratio must be in [0, 1], not {config.min_lr_ratio!r}")
+        if config.dataset == "c4" and config.tokenizer == BPE:
+            raise ConfigError("moe: dataset c4 needs a hub tokenizer (tokenizer=t5-base, as in the paper)")
+
+    def default_hparams(self, recipe: str, config: MoeConfig) -> dict:
+        """The llama domain's recipe settings for a 16-bit run of this length (Stable-SPAM's BF16 gammas
+        0.85/0.99999/0.999, ``total_T`` = steps, reset intervals scaled to the run), with this domain's LR
+        (1e-4 for every recipe at the paper size) and Adam-mini's model shape."""
+        hparams = LlamaDomain().default_hparams(recipe, LlamaConfig(precision=config.precision, steps=config.steps))
+        base = recipe.split(":")[0]
+        hparams["lr"] = _CPU_LR[config.size] * _LR_MULTIPLIER.get(base, 1.0) if config.size in _CPU_LR else PAPER_LR
+        if base.startswith("adam_mini"):
+            hidden, _, heads, *_ = SIZES[config.size]
+            hparams.update(dim=hidden, n_heads=heads)
+        return hparams
+
+    def studies(self) -> dict[str, dict[str, StudySpec]]:
+        """``moe`` (paper claim C11: Adam vs Stable-SPAM) and ``main`` (the same runs)."""
+        seeds = {"smoke": 1, "quick": 1, "cpu": 3, "paper": 3}
+        study = {preset: StudySpec(recipes=("adam", "stable_spam"), seeds=n) for preset, n in seeds.items()}
+        return {"moe": study, "main": study}
+
+    def run(self, config: MoeConfig, ctx: RunContext) -> dict[str, float]:
+        """Pretrain from a seeded initialisation through the shared trainer; return val_loss and friends."""
+        job = self.build_job(config, ctx)
+        return train(job.model, job.batch_at, job.loss_fn, job.evaluate, job.loop, ctx)
+
+    def build_job(self, config: MoeConfig, ctx: RunContext) -> TrainingJob:
+        """Everything :func:`domains.trainer.train` needs for this run (data, model, loss, evaluation, loop)."""
+        rank, world = _distributed()
+        data = text_data(config)
+        model = build_model(config, data.vocab_size, ctx.seed)
+        hidden, _, _, _, experts, top_k = SIZES[config.size]
+        ctx.logger.log_info(parameters=sum(p.numel() for p in model.parameters()),
+                            active_parameters=active_parameters(model), hidden_size=hidden, experts=experts,
+                            experts_per_token=top_k, precision=config.precision, val_tokens=data.val_tokens,
+                            world_size=world, **data.info)
+        routers = [layer.mlp.gate for layer in model.model.layers]
+        completed = {"steps": 0}  # the trainer evaluates right after a step, so the step an evaluation belongs to
+
+        def batch_at(step: int) -> torch.Tensor:
+            completed["steps"] = step + 1
+            return data.train_batch(step, config.batch_size, ctx.seed, rank, world).to(ctx.device)
+
+        def loss_fn(net, ids: torch.Tensor):
+            return moe_loss(net, ids, config)
+
+        def evaluate(net) -> dict[str, float]:
+            with RouterLoadMeter(routers, top_k) as meter:
+                values = evaluate_lm(net, data.val_batches(config.eval_batch_size), ctx.device)
+            load = meter.load()
+            if rank == 0:
+                ctx.logger.log_eval(completed["steps"], load_series(load))
+            return {**values, **{key: float(value) for key, value in balance_summary(load).items()}}
+
+        loop = TrainLoop(steps=config.steps, warmup=config.warmup, min_lr_ratio=config.min_lr_ratio,
+                         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
+                         autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None)
+        return TrainingJob(model, batch_at, loss_fn, evaluate, loop)
+
+
+def text_data(config: MoeConfig) -> TextData:
+    """The llama domain's text pipeline for this config (the same cached object for the same settings)."""
+    return TextData.load(config.dataset, config.vocab_size, config.seq_len, config.eval_tokens, config.tokenizer)
+
+
+def build_model(config: MoeConfig, vocab_size: int, seed: int) -> torch.nn.Module:
+    """A freshly initialised OlmoeForCausalLM of ``config.size`` (same weights for the same seed,
+    drawn from a forked RNG whatever the caller did with the global one)."""
+    from transformers import OlmoeConfig, OlmoeForCausalLM
+
+    hidden, intermediate, heads, layers, experts, top_k = SIZES[config.size]
+    hf_config = OlmoeConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
+                            num_attention_heads=heads, num_key_value_heads=heads, num_hidden_layers=layers,
+                            num_experts=experts, num_experts_per_tok=top_k, norm_topk_prob=False,
+                            router_aux_loss_coef=0.0,  # moe_loss adds the balance loss (so output.loss is the LM loss)
+                            max_position_embeddings=config.seq_len,
+                            tie_word_embeddings=False, use_cache=False,
+                            # OLMoE's default pad id 1 would freeze that token's embedding; our data has no padding
+                            pad_token_id=None, bos_token_id=None, eos_token_id=None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return OlmoeForCausalLM(hf_config)
+
+
+def active_parameters(model: torch.nn.Module) -> int:
+    """Parameters one token uses: all but the experts it is not routed to (OLMoE-1B-7B: ~1.3B of ~6.9B)."""
+    config = model.config
+    idle_share = 1 - config.num_experts_per_tok / config.num_experts
+    expert_weights = sum(p.numel() for layer in model.model.layers for p in layer.mlp.experts.parameters())
+    return round(sum(p.numel() for p in model.parameters()) - idle_share * expert_weights)
+
+
+def moe_loss(model: torch.nn.Module, ids: torch.Tensor, config: MoeConfig) -> tuple[torch.Tensor, dict]:
+    """The training loss of a batch ``ids`` (B, T) and its telemetry.
+
+    Loss = mean next-token cross-entropy (the model's loss with labels) + ``router_aux_loss_coef`` x the
+    ``balance_loss`` + ``router_z_loss_coef`` x :func:`router_z_loss`. Extras (detached): ``lm_loss``,
+    ``aux_loss``, ``z_loss`` and the batch's expert-load balance ``load_cv_mean`` / ``load_cv_max``.
+    ``model`` (built by :func:`build_model`) may be wrapped in DistributedDataParallel.
+    """
+    top_k = SIZES[config.size][5]
+    output = model(input_ids=ids, labels=ids, output_router_logits=True)
+    logits = output.router_logits
+    aux_loss = load_balancing_loss(logits, top_k) if config.balance_loss == "per_layer" else output.aux_loss
+    z_loss = router_z_loss(logits)
+    loss = output.loss + config.router_aux_loss_coef * aux_loss + config.router_z_loss_coef * z_loss
+    extras = {"lm_loss": output.loss.detach(), "aux_loss": aux_loss.detach(), "z_loss": z_loss.detach(),
+              **balance_summary(expert_load(logits, top_k))}
+    return loss, extras
