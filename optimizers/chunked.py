@@ -1,10 +1,10 @@
-"""CPU fast path: element-wise optimizer work over cache-sized chunks, with PyTorch's fused Adam kernel.
+"""CPU fast path: element-wise optimizer work over cache-sized chunks, with PyTorch's fused AdamW kernel.
 
-On CPU an optimizer step is bound by memory traffic and, on a busy machine, by the number of parallel
-regions (one per operation per tensor). Cutting each tensor into chunks of `CHUNK` elements lets the few
-operations that prepare a chunk's gradient run on data still in cache, and ``torch._fused_adamw_`` (the kernel
-behind ``torch.optim.AdamW(fused=True)``) then does Adam's whole update of the chunk in one pass. The helpers
-here take the per-chunk gradient as a callback, so Stable-SPAM and SPAM share them.
+On CPU an optimizer step is bound by memory traffic and, on a busy machine, by the number of parallel regions
+(about one per operation per tensor; each can wait a whole scheduler slice for a descheduled thread). Cutting
+each tensor into chunks of `CHUNK` elements lets the few operations that prepare a chunk's gradient run on data
+still in cache, and ``torch._fused_adamw_`` (the kernel behind ``torch.optim.AdamW(fused=True)``) then does the
+whole Adam update of the chunk in one pass. Stable-SPAM and SPAM share `adam_chunks_`.
 """
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ CHUNK = 1 << 18
 
 
 def worth_chunking(param: Tensor) -> bool:
-    """True when the chunked CPU path applies to ``param`` and its gradient: dense, contiguous CPU tensors, big
-    enough (a quarter of a chunk) for the path to pay off; smaller ones are cheaper as multi-tensor ops."""
+    """True when the chunked CPU path applies to ``param`` and its gradient: dense, contiguous fp32 CPU tensors
+    (the state's dtype; the kernel's gradient divisor is fp32), big enough (a quarter of a chunk) for the path to
+    pay off. The others are cheaper, or only exact, as multi-tensor ops."""
     grad = param.grad
-    return (param.device.type == "cpu" and param.numel() >= CHUNK // 4 and param.is_contiguous()
-            and grad is not None and not grad.is_sparse and grad.is_contiguous())
+    return (param.device.type == "cpu" and param.dtype == torch.float32
+            and param.numel() >= CHUNK // 4 and param.is_contiguous()
+            and grad is not None and grad.dtype == param.dtype and not grad.is_sparse and grad.is_contiguous())
 
 
 def chunks(t: Tensor) -> tuple[Tensor, ...]:
@@ -42,39 +44,36 @@ class Scratch:
     def __setstate__(self, state: dict) -> None:
         self._buffers = {}
 
-    def get(self, name: str, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-        """A buffer of ``like.numel()`` elements of ``dtype`` (default ``like.dtype``), contents undefined."""
-        dtype = dtype or like.dtype
-        buf = self._buffers.get((name, dtype))
+    def get(self, name: str, like: Tensor) -> Tensor:
+        """A buffer with ``like``'s number of elements and dtype, contents undefined."""
+        buf = self._buffers.get((name, like.dtype))
         if buf is None or buf.numel() < like.numel():
-            buf = torch.empty(max(like.numel(), CHUNK), dtype=dtype)
-            self._buffers[(name, dtype)] = buf
+            buf = torch.empty(max(like.numel(), CHUNK), dtype=like.dtype)
+            self._buffers[(name, like.dtype)] = buf
         return buf[: like.numel()]
-
-    def as_dtype(self, name: str, t: Tensor, dtype: torch.dtype) -> Tensor:
-        """``t`` itself if it has ``dtype``, else a copy of it in a buffer of that dtype."""
-        return t if t.dtype == dtype else self.get(name, t, dtype).copy_(t)
 
 
 def adam_chunks_(params: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor], grads: list[Tensor],
-                 steps: list[int], chunk_grad: Callable[[int, Tensor, Tensor], Tensor], scratch: Scratch, *,
-                 lr: list[float], beta1: float, beta2: float, eps: list[float], weight_decay: float = 0.0) -> None:
-    """Adam (``torch.optim.AdamW``'s formula: decoupled ``weight_decay`` first) on each tensor, chunk by chunk.
+                 steps: list[int], *, lr: list[float], beta1: float, beta2: float, eps: list[float],
+                 weight_decay: float = 0.0, grad_divisors: list[Tensor] | None = None,
+                 prepare: Callable[[int, Tensor, Tensor], None] | None = None) -> None:
+    """AdamW (``torch.optim.AdamW``'s formula; decoupled ``weight_decay`` first) on each tensor, chunk by chunk.
 
-    For chunk views ``g`` and ``v`` (the second moment before this step) of tensor ``i``, the gradient Adam
-    consumes is ``chunk_grad(i, g, v)``; it may return a scratch buffer. ``steps[i]`` is the Adam counter after
-    this step's increment; ``lr[i]`` and ``eps[i]`` are per tensor. Parameters narrower than the state (bf16
-    with fp32 moments) are updated in an fp32 copy of the chunk and rounded once.
+    ``prepare(i, g, v)``, if given, first rewrites the gradient chunk ``g`` of tensor ``i`` in place (``v`` is
+    the chunk of the second moment before this step). The gradient is then divided by ``grad_divisors[i]`` (a
+    0-dim float32 tensor), if given, inside the kernel, which writes the divided gradient back: afterwards
+    ``grads`` hold what the update consumed. ``steps[i]`` is the Adam counter after this step's increment;
+    ``lr[i]`` and ``eps[i]`` are per tensor.
     """
     step_tensors: dict[int, Tensor] = {}
     for i, (p, m, v, g) in enumerate(zip(params, exp_avgs, exp_avg_sqs, grads)):
         if steps[i] not in step_tensors:
             step_tensors[steps[i]] = torch.tensor(float(steps[i]))
-        step = step_tensors[steps[i]]
+        step = [step_tensors[steps[i]]]
+        divisor = None if grad_divisors is None else grad_divisors[i]
         for pc, mc, vc, gc in zip(chunks(p), chunks(m), chunks(v), chunks(g)):
-            u = chunk_grad(i, gc, vc)
-            target = scratch.as_dtype("param", pc, mc.dtype)
-            torch._fused_adamw_([target], [u], [mc], [vc], [], [step], lr=lr[i], beta1=beta1, beta2=beta2,
-                                weight_decay=weight_decay, eps=eps[i], amsgrad=False, maximize=False)
-            if target is not pc:
-                pc.copy_(target)
+            if prepare is not None:
+                prepare(i, gc, vc)
+            torch._fused_adamw_([pc], [gc], [mc], [vc], [], step, lr=lr[i], beta1=beta1, beta2=beta2,
+                                weight_decay=weight_decay, eps=eps[i], amsgrad=False, maximize=False,
+                                grad_scale=divisor)

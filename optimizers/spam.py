@@ -34,9 +34,10 @@ class SPAM(InstrumentedOptimizer):
 
     Defaults (the paper's): lr 1e-3, betas (0.9, 0.999), eps 1e-6 (outside the sqrt), weight_decay 0,
     threshold (theta) 5000, reset_interval (Delta T) 500 (0 disables resets), warmup (N) 150.
-    State in fp32 (or the parameter's dtype if wider); the global step is in ``state_dict()``. Gradients are
-    read, never modified. On CPU the step runs chunk by chunk with PyTorch's fused Adam kernel
-    (`optimizers.chunked`); elsewhere with ``torch._foreach_*`` multi-tensor ops.
+    State in fp32 (or the parameter's dtype if wider); the global step is in ``state_dict()``. As in the authors'
+    code, the clipping rewrites ``p.grad``: afterwards it holds the gradient the Adam update consumed. On CPU the
+    step runs chunk by chunk with PyTorch's fused Adam kernel (`optimizers.chunked`); elsewhere, for bf16/fp16
+    parameters and for ``cpu_fast_path = False``, with ``torch._foreach_*`` multi-tensor ops.
     """
 
     #: Use the chunked CPU path (`optimizers.chunked`) for large dense CPU tensors; False forces the
@@ -85,6 +86,7 @@ class SPAM(InstrumentedOptimizer):
         return state
 
     def _update(self, params: list[Tensor], group: dict, stats: StatsAccumulator | None, fast: bool) -> None:
+        """The step for tensors of one group sharing a device and a state dtype (and the path to take)."""
         grads = [p.grad for p in params]
         if any(g.is_sparse for g in grads):
             raise RuntimeError("SPAM does not support sparse gradients")
@@ -94,16 +96,16 @@ class SPAM(InstrumentedOptimizer):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         c, interval, threshold = self._counters["step"], group["reset_interval"], group["threshold"]
         dtype = exp_avgs[0].dtype
+        # the gradients this step rewrites: p.grad itself, or an fp32 copy of a narrower one
+        work = grads if grads[0].dtype == dtype else [g.to(dtype) for g in grads]
 
         reset = interval > 0 and c % interval == 0
         if reset:
             torch._foreach_zero_(exp_avgs + exp_avg_sqs)
         clip = threshold > 0 and spike_clip_active(c, interval)
-        clipped = counts = None  # whole clipped gradients, when the multi-tensor path or the stats need them
-        if clip and (not fast or stats is not None):
-            clipped = [spike_clip(g.to(dtype), v, threshold) for g, v in zip(grads, exp_avg_sqs)]
-            if stats is not None:
-                counts = [spike_count(g.to(dtype), v, threshold) for g, v in zip(grads, exp_avg_sqs)]
+        if stats is not None:
+            before = torch.stack(torch._foreach_norm(work))
+            counts = [spike_count(g, v, threshold) for g, v in zip(work, exp_avg_sqs)] if clip else None
         for s in states:
             s["step"] += 1
         steps = [s["step"] for s in states]
@@ -111,29 +113,27 @@ class SPAM(InstrumentedOptimizer):
         bc2_sqrt = [(1 - beta2 ** t) ** 0.5 for t in steps]
 
         if fast:
-            def chunk_grad(i: int, g: Tensor, v: Tensor) -> Tensor:
-                g = self._scratch.as_dtype("grad", g, dtype)
-                if not clip:
-                    return g
-                return spike_clip(g, v, threshold, out=self._scratch.get("clipped", g),
-                                  bound=self._scratch.get("bound", g))
+            def clip_chunk(i: int, g: Tensor, v: Tensor) -> None:
+                spike_clip(g, v, threshold, out=g, bound=self._scratch.get("bound", g))
             # torch's Adam divides sqrt(v) by sqrt(1-b2^t) before adding eps; SPAM adds eps to sqrt(v) itself.
-            adam_chunks_(params, exp_avgs, exp_avg_sqs, grads, steps, chunk_grad, self._scratch,
-                         lr=[lr * factor] * len(params), beta1=beta1, beta2=beta2, eps=[eps / b for b in bc2_sqrt])
+            adam_chunks_(params, exp_avgs, exp_avg_sqs, work, steps, lr=[lr * factor] * len(params), beta1=beta1,
+                         beta2=beta2, eps=[eps / b for b in bc2_sqrt], prepare=clip_chunk if clip else None)
         else:
-            used = clipped or [g if g.dtype == dtype else g.to(dtype) for g in grads]
-            torch._foreach_lerp_(exp_avgs, used, 1 - beta1)
+            if clip:
+                for g, v in zip(work, exp_avg_sqs):
+                    spike_clip(g, v, threshold, out=g)
+            torch._foreach_lerp_(exp_avgs, work, 1 - beta1)
             torch._foreach_mul_(exp_avg_sqs, beta2)
-            torch._foreach_addcmul_(exp_avg_sqs, used, used, 1 - beta2)
+            torch._foreach_addcmul_(exp_avg_sqs, work, work, 1 - beta2)
             denom = torch._foreach_sqrt(exp_avg_sqs)
             torch._foreach_add_(denom, eps)
             torch._foreach_addcdiv_(params, exp_avgs, denom,
                                     [-lr * factor * b / (1 - beta1 ** t) for b, t in zip(bc2_sqrt, steps)])
+        if work is not grads:
+            torch._foreach_copy_(grads, work)
         if group["weight_decay"] > 0:
             torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
 
         if stats is not None:
-            before = torch.stack(torch._foreach_norm(grads)).to(dtype)
-            after = torch.stack(torch._foreach_norm(clipped)) if clipped else before
             count = torch.stack(counts).sum() if counts else None
-            stats.add(before, after, count, sum(g.numel() for g in grads), reset)
+            stats.add(before, torch.stack(torch._foreach_norm(work)), count, sum(g.numel() for g in grads), reset)

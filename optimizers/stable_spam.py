@@ -30,17 +30,18 @@ class StableSPAM(InstrumentedOptimizer):
     Mended with respect to the authors' code (see `optimizers.stable_spam_ref.StableSPAMRef` for theirs): state in
     fp32 (or the parameter's dtype if wider); the reset step uses the fresh moments; AdaClip/AdaGN bias
     corrections count their own steps (``adaclip.step``, ``adagn.step``), untouched by resets; the global step is
-    in ``state_dict()`` so a resumed run continues bit for bit. Gradients are read, never modified.
+    in ``state_dict()`` so a resumed run continues bit for bit. Like ``torch.nn.utils.clip_grad_norm_`` (and the
+    published code), ``step()`` rewrites ``p.grad``: afterwards it holds the gradient the Adam update consumed.
 
     Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0, gamma1 0.7, gamma2 0.9 (the paper's 4-bit
     values; 0.85 / 0.99999 for BF16), gamma3 0.999, reset_interval 1000 (0 disables resets), total_T None,
     eta_min 0.5. Hyper-parameters live in the param groups and may differ per group.
 
-    Speed: no host synchronisation and two passes over the gradients besides ``max|g|``. Per-tensor scalars
-    (AdaClip threshold, AdaGN scale) are computed on stacked 0-dim tensors; the clip and the AdaGN scale become one
-    per-entry weight on the gradient that Adam consumes, nothing is written back into the gradient. On CPU the
-    passes run chunk by chunk with PyTorch's fused Adam kernel (`optimizers.chunked`); elsewhere (and for
-    ``cpu_fast_path = False``) they are ``torch._foreach_*`` multi-tensor ops.
+    Speed: no host synchronisation; besides ``max|g|``, one pass clips the gradient in place (scaled by
+    ``1/max|g|`` so its norm cannot overflow) and sums its squares, and one pass is Adam, which takes the AdaGN
+    factor as a per-tensor scalar. Per-tensor scalars (AdaClip threshold, AdaGN scale) are computed on stacked
+    0-dim tensors. On CPU both passes run chunk by chunk, Adam in PyTorch's fused kernel (`optimizers.chunked`);
+    elsewhere, for bf16/fp16 parameters and for ``cpu_fast_path = False``, they are ``torch._foreach_*`` ops.
     """
 
     #: Use the chunked CPU path (`optimizers.chunked`) for large dense CPU tensors; False forces the
@@ -88,10 +89,11 @@ class StableSPAM(InstrumentedOptimizer):
         return state
 
     def _update(self, params: list[Tensor], group: dict, stats: StatsAccumulator | None, fast: bool) -> None:
-        """The step for tensors of one group sharing a device and a state dtype."""
+        """The step for tensors of one group sharing a device and a state dtype (and the path to take)."""
         grads = [p.grad for p in params]
         if any(g.is_sparse for g in grads):
             raise RuntimeError("StableSPAM does not support sparse gradients")
+        before = torch.stack(torch._foreach_norm(grads)) if stats is not None else None
         states = [self._state_of(p) for p in params]
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         gamma1, gamma2, gamma3 = group["gamma1"], group["gamma2"], group["gamma3"]
@@ -101,6 +103,8 @@ class StableSPAM(InstrumentedOptimizer):
         exp_avgs = [s["exp_avg"] for s in states]
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
         dtype = exp_avgs[0].dtype
+        # the gradients this step rewrites: p.grad itself, or an fp32 copy of a narrower one
+        work = grads if grads[0].dtype == dtype else [g.to(dtype) for g in grads]
 
         if group["weight_decay"] != 0 and not fast:     # the chunked path decays inside the fused kernel
             torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
@@ -115,19 +119,19 @@ class StableSPAM(InstrumentedOptimizer):
         norm_steps = [s["adagn.step"] for s in states]
 
         # AdaClip threshold per tensor, on stacked scalars. Entries above it are multiplied by `ratio`.
-        gmax = torch.stack(abs_max(grads)).to(dtype)
+        gmax = torch.stack(abs_max(work))
         ema = torch.stack([s["adaclip.ema"] for s in states]).mul_(gamma3).add_(gmax, alpha=1 - gamma3)
         threshold = ema / bias_correction(gamma3, [s["adaclip.step"] for s in states], ema)
         inv_gmax = torch.where(gmax > 0, gmax.reciprocal(), 0.0)   # gmax = 0: the gradient is 0, nothing to clip
         ratio = threshold * inv_gmax
 
-        # Norm of the clipped gradient, summed on g/max|g| so it neither overflows nor underflows.
+        # Pass 1: work <- clip(g) / max|g| (so its sum of squares neither overflows nor underflows) and its norm.
         counts: list[Tensor] | None = [] if stats is not None else None
-        weights = (threshold.unbind(), ((ratio - 1) * inv_gmax).unbind(), inv_gmax.unbind())
-        sumsq = (self._sumsq_chunked if fast else _sumsq_foreach)(grads, weights, counts, dtype)
+        weights = (threshold.unbind(), inv_gmax.unbind(), (ratio * inv_gmax).unbind())
+        sumsq = (self._clip_chunked if fast else _clip_foreach)(work, weights, counts)
         norm = gmax * sumsq.sqrt()
 
-        # AdaGN scale per tensor: the clipped gradient is multiplied by gn_scale.
+        # AdaGN scale per tensor: the Adam update consumes gn_scale * clip(g) = (gn_scale * max|g|) * work.
         m = torch.stack([s["adagn.m"] for s in states]).mul_(gamma1).add_(norm, alpha=1 - gamma1)
         v = torch.stack([s["adagn.v"] for s in states]).mul_(gamma2).add_(norm * norm, alpha=1 - gamma2)
         target = (m / bias_correction(gamma1, norm_steps, m)) / (
@@ -135,79 +139,63 @@ class StableSPAM(InstrumentedOptimizer):
         gn_scale = torch.where(norm > 0, target / norm, 1.0)
         for key, values in (("adaclip.ema", ema), ("adagn.m", m), ("adagn.v", v)):
             torch._foreach_copy_([s[key] for s in states], list(values.unbind()))
+        factor = gn_scale * gmax
 
-        # Adam on gn_scale * clipped g, the clip and the scale folded into one per-entry weight.
-        weights = (weights[0], (gn_scale * (ratio - 1)).unbind(), gn_scale.unbind())
+        # Pass 2: Adam on factor * work, which work then holds.
         if fast:
-            adam_chunks_(params, exp_avgs, exp_avg_sqs, grads, adam_steps,
-                         lambda i, g, _v: self._weighted_chunk(g, [w[i] for w in weights], None, dtype),
-                         self._scratch, lr=[lr] * len(params), beta1=beta1, beta2=beta2, eps=[eps] * len(params),
-                         weight_decay=group["weight_decay"])
+            adam_chunks_(params, exp_avgs, exp_avg_sqs, work, adam_steps, lr=[lr] * len(params), beta1=beta1,
+                         beta2=beta2, eps=[eps] * len(params), weight_decay=group["weight_decay"],
+                         grad_divisors=list(factor.reciprocal().float().unbind()))
         else:
-            _adam_foreach(params, exp_avgs, exp_avg_sqs, grads, adam_steps, weights, dtype,
-                          lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+            torch._foreach_mul_(work, list(factor.unbind()))
+            _adam_foreach(params, exp_avgs, exp_avg_sqs, work, adam_steps, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+        if work is not grads:
+            torch._foreach_copy_(grads, work)
 
         if stats is not None:
-            before = torch.stack(torch._foreach_norm(grads)).to(dtype)
             clipped = torch.stack(counts).sum() if counts else None
             stats.add(before, gn_scale * norm, clipped, sum(g.numel() for g in grads), reset)
 
-    def _weighted_chunk(self, g: Tensor, weights: list[Tensor], counts: list[Tensor] | None,
-                        dtype: torch.dtype) -> Tensor:
-        """``g * (keep + clip * [|g| > threshold])`` for one chunk, in a scratch buffer of ``dtype``;
-        ``weights = (threshold, clip, keep)`` are 0-dim tensors. Appends the clipped count if asked."""
-        threshold, clip, keep = weights
-        g = self._scratch.as_dtype("grad", g, dtype)
-        w = self._scratch.get("weight", g)
-        torch.abs(g, out=w)
-        torch.gt(w, threshold, out=w)             # 1.0 where clipped, else 0.0
-        if counts is not None:
-            counts.append(w.sum())
-        return w.mul_(clip).add_(keep).mul_(g)
-
-    def _sumsq_chunked(self, grads: list[Tensor], weights: tuple, counts: list[Tensor] | None,
-                       dtype: torch.dtype) -> Tensor:
-        """Per tensor, the sum of squares of the weighted gradient, chunk by chunk (CPU path)."""
+    def _clip_chunked(self, grads: list[Tensor], weights: tuple, counts: list[Tensor] | None) -> Tensor:
+        """CPU path of pass 1, chunk by chunk: ``g *= clipped if |g| > threshold else kept`` in place;
+        returns each tensor's sum of squares afterwards. ``weights = (threshold, kept, clipped)``, sequences of
+        0-dim tensors; appends the clipped counts to ``counts`` if given."""
         sums = []
-        for i, g in enumerate(grads):
-            w_i = [w[i] for w in weights]
-            parts = [torch.dot(u, u) for u in (self._weighted_chunk(c, w_i, counts, dtype) for c in chunks(g))]
+        for g, threshold, kept, clipped in zip(grads, *weights):
+            parts = []
+            for chunk in chunks(g):
+                w = self._scratch.get("weight", chunk)
+                torch.abs(chunk, out=w)
+                torch.gt(w, threshold, out=w)         # 1.0 where clipped, else 0.0
+                if counts is not None:
+                    counts.append(w.sum())
+                chunk.mul_(torch.lerp(kept, clipped, w, out=w))
+                parts.append(torch.dot(chunk, chunk))
             sums.append(parts[0] if len(parts) == 1 else torch.stack(parts).sum())
         return torch.stack(sums)
 
 
-def _in_dtype(tensors: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
-    return tensors if tensors[0].dtype == dtype else [t.to(dtype) for t in tensors]
-
-
-def _weighted_foreach(grads: list[Tensor], weights: tuple, counts: list[Tensor] | None) -> list[Tensor]:
-    """Multi-tensor ``g * (keep + clip * [|g| > threshold])`` (new tensors); appends clipped counts if asked."""
-    threshold, clip, keep = weights
-    w = torch._foreach_abs(grads)
-    torch._foreach_sub_(w, list(threshold))
-    torch._foreach_sign_(w)
-    torch._foreach_clamp_min_(w, 0.0)          # exactly 1.0 where |g| > threshold, else 0.0
+def _clip_foreach(grads: list[Tensor], weights: tuple, counts: list[Tensor] | None) -> Tensor:
+    """Multi-tensor pass 1: ``g *= clipped if |g| > threshold else kept`` in place; returns each tensor's sum of
+    squares afterwards. Same arguments as `StableSPAM._clip_chunked`."""
+    threshold, kept, clipped = weights
+    ind = torch._foreach_abs(grads)
+    torch._foreach_sub_(ind, list(threshold))
+    torch._foreach_sign_(ind)
+    torch._foreach_clamp_min_(ind, 0.0)        # exactly 1.0 where |g| > threshold, else 0.0
     if counts is not None:
-        counts.extend(torch._foreach_norm(w, 1))
-    torch._foreach_mul_(w, list(clip))
-    torch._foreach_add_(w, list(keep))
-    torch._foreach_mul_(w, grads)
-    return w
+        counts.extend(torch._foreach_norm(ind, 1))
+    torch._foreach_mul_(grads, torch._foreach_lerp(list(kept), list(clipped), ind))
+    return torch.stack(torch._foreach_norm(grads)).square()
 
 
-def _sumsq_foreach(grads: list[Tensor], weights: tuple, counts: list[Tensor] | None, dtype: torch.dtype) -> Tensor:
-    """Per tensor, the sum of squares of the weighted gradient (multi-tensor path)."""
-    return torch.stack(torch._foreach_norm(_weighted_foreach(_in_dtype(grads, dtype), weights, counts))).square()
-
-
-def _adam_foreach(params, exp_avgs, exp_avg_sqs, grads, steps, weights, dtype, *, lr, beta1, beta2, eps) -> None:
-    """Adam on the weighted gradient with multi-tensor ops, bias corrections folded into step size and eps."""
-    u = _weighted_foreach(_in_dtype(grads, dtype), weights, None)
+def _adam_foreach(params, exp_avgs, exp_avg_sqs, grads, steps, *, lr, beta1, beta2, eps) -> None:
+    """Adam with multi-tensor ops (no weight decay), bias corrections folded into step size and eps."""
     bc1 = [1 - beta1 ** k for k in steps]
     bc2_sqrt = [math.sqrt(1 - beta2 ** k) for k in steps]
-    torch._foreach_lerp_(exp_avgs, u, 1 - beta1)
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, u, u, 1 - beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
     denom = torch._foreach_sqrt(exp_avg_sqs)
     torch._foreach_add_(denom, [eps * b2 for b2 in bc2_sqrt])
     torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr * b2 / b1 for b1, b2 in zip(bc1, bc2_sqrt)])

@@ -30,7 +30,8 @@ class StableSPAMRef(InstrumentedOptimizer):
         (it turns back up); the AdaGN scale is skipped when ``||g|| = 0`` (their ``if grad_norm > 0``, written
         here without a host sync); AdaGN's eps is the group's eps.
 
-    Unlike the published code, the gradient is clipped in a copy (``p.grad`` is left as it was).
+    As in the published code, AdaClip clips ``p.grad`` in place; the AdaGN rescaling makes a new tensor, so
+    after ``step()`` ``p.grad`` holds the clipped, not the rescaled, gradient.
     """
 
     counters_in_state_dict = False
@@ -63,8 +64,8 @@ class StableSPAMRef(InstrumentedOptimizer):
         return loss
 
     def _update(self, p, group, scale, reset, stats):
-        grad = p.grad.clone()
-        grad_in = p.grad
+        grad = p.grad
+        before = torch.norm(grad).reshape(1) if stats is not None else None
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         gamma1, gamma2, theta = group["gamma1"], group["gamma2"], group["gamma3"]
         p.mul_(1 - lr * group["weight_decay"])
@@ -81,7 +82,7 @@ class StableSPAMRef(InstrumentedOptimizer):
         state["m_max_t"] = theta * state["m_max_t"] + (1 - theta) * max_gradient
         m_max_hat = state["m_max_t"] / (1 - theta ** step)
         mask = grad.abs() > m_max_hat
-        grad = torch.where(mask, grad / max_gradient * m_max_hat, grad)
+        grad.copy_(torch.where(mask, grad / max_gradient * m_max_hat, grad))
 
         # AdaGN, with gamma1 decayed by the cosine factor.
         grad_norm = torch.norm(grad)
@@ -111,4 +112,4 @@ class StableSPAMRef(InstrumentedOptimizer):
         p.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
         if stats is not None:
-            stats.add(torch.norm(grad_in).reshape(1), torch.norm(grad).reshape(1), mask.sum(), grad.numel(), reset)
+            stats.add(before, torch.norm(grad).reshape(1), mask.sum(), grad.numel(), reset)

@@ -95,6 +95,22 @@ def test_clip_rule(spike_step, clipped):
     assert after["step"] == spike_step
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_grad_holds_the_clipped_gradient(fast, monkeypatch):
+    monkeypatch.setattr(optimizers.chunked, "CHUNK", 2)
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = optimizers.build("spam", [p], lr=LR, threshold=100.0, reset_interval=0)
+    opt.cpu_fast_path = fast
+    for _ in range(19):
+        p.grad = torch.ones(3)
+        opt.step()
+    v_prev = opt.state[p]["exp_avg_sq"].clone()
+    p.grad = torch.tensor([1000.0, 1.0, -1000.0])
+    opt.step()
+    bound = float(math.sqrt(100.0 * v_prev[0]))
+    torch.testing.assert_close(p.grad, torch.tensor([bound, 1.0, -bound]))
+
+
 def test_moments_reset_but_not_the_counter():
     state = spam_after([np.ones(3, np.float32)] * 4, reset_interval=4)
     assert state["step"] == 4
