@@ -9,6 +9,8 @@ untouched by resets.
 """
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass
 from typing import MutableMapping, Sequence
 
@@ -43,12 +45,12 @@ class StepContext:
             self.stats["reset"] = True
 
 
-class GradientTransform:
+class GradientTransform(abc.ABC):
     """One gradient transformation. Subclasses implement `apply`."""
 
+    @abc.abstractmethod
     def apply(self, params: list[Tensor], grads: list[Tensor], ctx: StepContext) -> None:
         """Rewrite ``grads`` (the ``.grad`` of ``params``, parameters without a gradient left out) in place."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
