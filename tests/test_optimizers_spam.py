@@ -40,6 +40,7 @@ def reference(grads, p0, *, theta, interval, warmup, eps=1e-6, wd=0.0):
 @pytest.mark.parametrize("fast", [True, False])
 def test_trajectory_matches_reference_across_clipping_reset_and_warmup(fast, monkeypatch):
     monkeypatch.setattr(optimizers.chunked, "CHUNK", 4)      # several chunks per tensor on the CPU path
+    monkeypatch.setattr(optimizers.chunked, "MIN_NUMEL", 1)
     rng = np.random.default_rng(0)
     steps, interval, warmup = 60, 25, 6
     grads = [rng.normal(size=(2, 3)).astype(np.float32) for _ in range(steps)]
@@ -98,6 +99,7 @@ def test_clip_rule(spike_step, clipped):
 @pytest.mark.parametrize("fast", [True, False])
 def test_grad_holds_the_clipped_gradient(fast, monkeypatch):
     monkeypatch.setattr(optimizers.chunked, "CHUNK", 2)
+    monkeypatch.setattr(optimizers.chunked, "MIN_NUMEL", 1)
     p = torch.nn.Parameter(torch.zeros(3))
     opt = optimizers.build("spam", [p], lr=LR, threshold=100.0, reset_interval=0)
     opt.cpu_fast_path = fast

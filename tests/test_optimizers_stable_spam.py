@@ -91,6 +91,7 @@ def run(name, p0s, grads_per_tensor, fast=True, **hp):
 @pytest.mark.parametrize("hp", [dict(reset_interval=4), dict(reset_interval=3, total_T=6, weight_decay=0.1)])
 def test_trajectory_matches_independent_reference(name, mended, fast, hp, monkeypatch):
     monkeypatch.setattr(optimizers.chunked, "CHUNK", 4)      # several chunks per tensor on the CPU path
+    monkeypatch.setattr(optimizers.chunked, "MIN_NUMEL", 1)
     p0s = [np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3), np.array([0.5, -0.25, 2.0], np.float32)]
     grads = [spiky_grads((2, 3), 12, seed=1), spiky_grads((3,), 12, seed=2, spikes=(3, 7))]
     got, _, _ = run(name, p0s, grads, fast, **hp)
@@ -105,6 +106,7 @@ def test_trajectory_matches_independent_reference(name, mended, fast, hp, monkey
 @pytest.mark.parametrize("hp", [dict(reset_interval=4), dict(reset_interval=5, total_T=12, weight_decay=0.01)])
 def test_fused_stable_spam_equals_the_transform_chain(fast, hp, monkeypatch):
     monkeypatch.setattr(optimizers.chunked, "CHUNK", 4)
+    monkeypatch.setattr(optimizers.chunked, "MIN_NUMEL", 1)
     p0s = [np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3), np.array([0.5, -0.25, 2.0], np.float32)]
     grads = [spiky_grads((2, 3), 30, seed=7, spikes=(2, 9, 17, 25)), spiky_grads((3,), 30, seed=8)]
     fused, _, _ = run("stable_spam", p0s, grads, fast, **hp)
@@ -270,6 +272,7 @@ def test_extreme_gradients_stay_finite(name, magnitude, fast):
 
 def test_grad_holds_what_the_update_consumed(monkeypatch):
     monkeypatch.setattr(optimizers.chunked, "CHUNK", 2)
+    monkeypatch.setattr(optimizers.chunked, "MIN_NUMEL", 1)
     # stable_spam leaves the consumed gradient in p.grad; the reference only the clipped one (as published)
     g1 = np.ones(5, np.float32)
     g2 = np.array([1.0, -1.0, 1.0, 1.0, 50.0], np.float32)
