@@ -35,9 +35,10 @@ class SPAM(InstrumentedOptimizer):
     Defaults (the paper's): lr 1e-3, betas (0.9, 0.999), eps 1e-6 (outside the sqrt), weight_decay 0,
     threshold (theta) 5000, reset_interval (Delta T) 500 (0 disables resets), warmup (N) 150.
     State in fp32 (or the parameter's dtype if wider); the global step is in ``state_dict()``. As in the authors'
-    code, the clipping rewrites ``p.grad``: afterwards it holds the gradient the Adam update consumed. On CPU the
-    step runs chunk by chunk with PyTorch's fused Adam kernel (`optimizers.chunked`); elsewhere, for bf16/fp16
-    parameters and for ``cpu_fast_path = False``, with ``torch._foreach_*`` multi-tensor ops.
+    code, the clipping rewrites ``p.grad``: afterwards it holds the gradient the Adam update consumed. On CPU, for
+    large fp32 tensors, the step runs chunk by chunk, clipping in cache, then PyTorch's fused Adam kernel
+    (`optimizers.chunked`); elsewhere, for small or bf16/fp16/fp64 tensors and with ``cpu_fast_path = False``,
+    with ``torch._foreach_*`` multi-tensor ops.
     """
 
     #: Use the chunked CPU path (`optimizers.chunked`) for large dense CPU tensors; False forces the

@@ -40,8 +40,9 @@ class StableSPAM(InstrumentedOptimizer):
     Speed: no host synchronisation; besides ``max|g|``, one pass clips the gradient in place (scaled by
     ``1/max|g|`` so its norm cannot overflow) and sums its squares, and one pass is Adam, which takes the AdaGN
     factor as a per-tensor scalar. Per-tensor scalars (AdaClip threshold, AdaGN scale) are computed on stacked
-    0-dim tensors. On CPU both passes run chunk by chunk, Adam in PyTorch's fused kernel (`optimizers.chunked`);
-    elsewhere, for bf16/fp16 parameters and for ``cpu_fast_path = False``, they are ``torch._foreach_*`` ops.
+    0-dim tensors. On CPU, for large fp32 tensors, the clip pass runs chunk by chunk in cache and Adam is PyTorch's
+    fused kernel (`optimizers.chunked`); elsewhere, for small or bf16/fp16/fp64 tensors and with
+    ``cpu_fast_path = False``, both passes are ``torch._foreach_*`` multi-tensor ops.
     """
 
     #: Use the chunked CPU path (`optimizers.chunked`) for large dense CPU tensors; False forces the
