@@ -8,11 +8,11 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from . import spam as _spam
-from . import stable_spam as _stable_spam
 from .chain import Chain
 from .params import named, strip_names
+from .spam import DEFAULTS as SPAM_DEFAULTS
 from .spam import SPAM
+from .stable_spam import DEFAULTS as STABLE_SPAM_DEFAULTS
 from .stable_spam import StableSPAM
 from .stable_spam_ref import StableSPAMRef
 from .transforms import AdaClip, AdaGN, CosineMomentumDecay, GlobalNormClip, MomentumReset, SpikeClip
@@ -140,11 +140,11 @@ _RECIPES = [
     Recipe("adam_mini", "adam-mini's Adam_mini(named parameters, dim, n_heads)", "Zhang et al. 2024, "
            "arXiv 2406.16793", ADAM_MINI, Chain, _chain(_adam_mini)),
     Recipe("spam", "SPAM: momentum reset, spike-aware clipping, cosine warm-up after resets",
-           "Huang et al. 2025a, SPAM, arXiv 2501.06842", _spam.DEFAULTS, SPAM, _own_class),
+           "Huang et al. 2025a, SPAM, arXiv 2501.06842", SPAM_DEFAULTS, SPAM, _own_class),
     Recipe("stable_spam", "Stable-SPAM, mended (fp32 state, fresh moments on reset, own counters, resumable); "
-           "fused multi-tensor step", _STABLE_SPAM_PAPER, _stable_spam.DEFAULTS, StableSPAM, _own_class),
+           "fused multi-tensor step", _STABLE_SPAM_PAPER, STABLE_SPAM_DEFAULTS, StableSPAM, _own_class),
     Recipe("stable_spam_ref", "Stable-SPAM as the authors' published code behaves (quirks (a)-(e) of SPEC §1.1)",
-           _STABLE_SPAM_PAPER + "; github.com/TianjinYellow/StableSPAM", _stable_spam.DEFAULTS, StableSPAMRef,
+           _STABLE_SPAM_PAPER + "; github.com/TianjinYellow/StableSPAM", STABLE_SPAM_DEFAULTS, StableSPAMRef,
            _own_class),
     Recipe("lion_stable", "AdaClip + AdaGN before Lion (no reset)", f"{_STABLE_SPAM_PAPER}, Table 3",
            dict(LION, eps=1e-8, **STABLE), Chain, _chain(_lion, _adaclip, _adagn), {"lr": POSITIVE_LR}),

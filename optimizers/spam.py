@@ -115,7 +115,8 @@ class SPAM(InstrumentedOptimizer):
 
         if fast:
             def clip_chunk(i: int, g: Tensor, v: Tensor) -> None:
-                spike_clip(g, v, threshold, out=g, bound=self._scratch.get("bound", g))
+                bounds = (self._scratch.get("upper", g), self._scratch.get("lower", g))
+                spike_clip(g, v, threshold, out=g, bounds=bounds)
             # torch's Adam divides sqrt(v) by sqrt(1-b2^t) before adding eps; SPAM adds eps to sqrt(v) itself.
             adam_chunks_(params, exp_avgs, exp_avg_sqs, work, steps, lr=[lr * factor] * len(params), beta1=beta1,
                          beta2=beta2, eps=[eps / b for b in bc2_sqrt], prepare=clip_chunk if clip else None)

@@ -142,17 +142,17 @@ def spike_clip_active(step: int, reset_interval: int) -> bool:
 
 
 def spike_clip(grad: Tensor, exp_avg_sq: Tensor, threshold: float, out: Tensor | None = None,
-               bound: Tensor | None = None) -> Tensor:
+               bounds: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """SPAM's spike-aware clipping of one tensor: entries with ``g^2 > threshold * v`` (v: Adam's previous,
     not bias-corrected second moment) become ``sign(g) * sqrt(threshold * v)``.
 
     Computed as ``clamp(g, -sqrt(threshold*v), sqrt(threshold*v))``: the same rule, since
-    ``g^2 > threshold*v`` iff ``|g| > sqrt(threshold*v)`` (up to rounding at the boundary itself). ``out`` and
-    ``bound`` are optional buffers for the result and the bound; ``out`` may be ``grad`` (in place).
+    ``g^2 > threshold*v`` iff ``|g| > sqrt(threshold*v)`` (up to rounding at the boundary itself). ``out`` (may
+    be ``grad``: in place) and ``bounds`` (two tensors like ``grad``) are optional buffers.
     """
-    b = torch.mul(exp_avg_sq, threshold, out=bound).sqrt_()
-    clipped = torch.minimum(grad, b, out=out)
-    return torch.maximum(clipped, b.neg_(), out=clipped)
+    upper, lower = bounds if bounds is not None else (None, None)
+    upper = torch.mul(exp_avg_sq, threshold, out=upper).sqrt_()
+    return torch.clamp(grad, min=torch.neg(upper, out=lower), max=upper, out=out)
 
 
 def spike_count(grad: Tensor, exp_avg_sq: Tensor, threshold: float) -> Tensor:

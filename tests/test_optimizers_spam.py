@@ -118,3 +118,18 @@ def test_moments_reset_but_not_the_counter():
     assert state["step"] == 4
     torch.testing.assert_close(state["exp_avg"], torch.full((3,), 1 - B1))      # zeroed at step 4, then one step
     torch.testing.assert_close(state["exp_avg_sq"], torch.full((3,), 1 - B2))
+
+
+def test_spikeclip_transform_in_a_chain_uses_the_base_second_moment():
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = optimizers.Chain(torch.optim.AdamW([p], lr=LR, weight_decay=0.0), [optimizers.SpikeClip(100.0, 0)])
+    for _ in range(19):
+        p.grad = torch.ones(3)
+        opt.step()
+    v_prev = opt.base.state[p]["exp_avg_sq"].clone()
+    p.grad = torch.tensor([1000.0, 1.0, -1000.0])
+    opt.collect_stats = True
+    opt.step()
+    bound = float(math.sqrt(100.0 * v_prev[0]))
+    torch.testing.assert_close(p.grad, torch.tensor([bound, 1.0, -bound]))
+    assert opt.last_stats["clip_fraction"].item() == pytest.approx(2 / 3)
