@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(STAMP)
-	$(PY) -m benchmarks.perf.all $(ARGS)
+	$(PY) -m benchmarks.perf.optimizer_step $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
