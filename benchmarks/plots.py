@@ -5,7 +5,10 @@ Per (study, domain, preset), file stem ``<study>_<domain>_<preset>``:
 * ``_loss.png``       training loss vs step, mean over seeds, one panel per grid point; x = divergence;
 * ``_grad_norm.png``  gradient-norm traces (before the optimizer's transforms) of the first seed, spikes dotted;
 * ``_lr.png``         final metric vs LR (mean ± std over finished seeds), diverged LRs as x at the top;
-* ``_vs_<field>.png`` final metric vs a grid field's value (e.g. test MSE vs severity), mean ± std bars.
+* ``_vs_<field>.png`` final metric vs a grid field's value (e.g. test MSE vs severity), mean ± std bars;
+* ``_expert_load.png`` for runs that logged eval series ``expert_load/L{layer}/E{expert}`` (MoE): the fraction
+  of routed tokens per expert and layer at the last evaluation, one heat map per recipe, and the load's
+  coefficient of variation over training.
 
 Across everything: ``performance_profile.png``, a Dolan–Moré profile over (domain, preset, config, seed)
 problems, each recipe at its best LR on each problem.
@@ -14,6 +17,7 @@ problems, each recipe at its best LR on each problem.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from benchmarks import telemetry  # noqa: E402
@@ -30,6 +35,7 @@ from benchmarks.stats import performance_ratio, summarize  # noqa: E402
 from benchmarks.store import Curve, Store  # noqa: E402
 
 MAX_PANELS = 6
+EXPERT_LOAD = re.compile(r"expert_load/L(\d+)/E(\d+)$")
 DIVERGED_STYLE = dict(marker="x", color="red", markersize=9, linestyle="none")  # x marks a divergence
 
 
@@ -45,6 +51,7 @@ def write_plots(frame: pd.DataFrame, store: Store, out: Path) -> list[Path]:
         written += _save(plot_lr_sensitivity(group), stem.with_name(stem.name + "_lr.png"))
         for field in group.grid_fields:
             written += _save(plot_metric_vs_field(group, field), stem.with_name(stem.name + f"_vs_{file_stem(field)}.png"))
+        written += _save(plot_expert_load(group, store), stem.with_name(stem.name + "_expert_load.png"))
     written += _save(plot_performance_profile(frame), folder / "performance_profile.png")
     return written
 
@@ -223,6 +230,82 @@ def plot_metric_vs_field(group: StudyGroup, field: str):
     ax.set_xlabel(field)
     ax.set_ylabel(f"final {metric} (mean ± std)")
     ax.legend(fontsize=7)
+    return figure
+
+
+def final_expert_load(store: Store, run_ids) -> tuple[np.ndarray, int] | None:
+    """Mean over ``run_ids`` of the ``(layers, experts)`` load matrix at each run's last evaluation, and the
+    last evaluation step; None when none of them logged ``expert_load/L*/E*`` series."""
+    ids = list(run_ids)
+    cells = {name: EXPERT_LOAD.match(name) for name in store.curve_names("eval", ids, "expert_load/")}
+    cells = {name: (int(m[1]), int(m[2])) for name, m in cells.items() if m}
+    if not cells:
+        return None
+    layers, experts = (max(index[i] for index in cells.values()) + 1 for i in (0, 1))
+    sums, counts, last = np.zeros((layers, experts)), np.zeros((layers, experts)), 0
+    for name, (layer, expert) in cells.items():
+        for _, curve in store.iter_curves("eval", name, ids):
+            if len(curve.values) and np.isfinite(curve.values[-1]):
+                sums[layer, expert] += curve.values[-1]
+                counts[layer, expert] += 1
+                last = max(last, int(curve.steps[-1]))
+    if not counts.any():
+        return None
+    return np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0), last
+
+
+def plot_expert_load(group: StudyGroup, store: Store):
+    """MoE routing balance: per recipe label (at its best LR; first grid points), a heat map of the fraction of
+    top-k assignments per expert (columns) and layer (rows) at the last evaluation, mean over the finished
+    seeds, coloured around the uniform load 1/experts; and, when logged, the mean per-layer coefficient of
+    variation of the load (``load_cv_mean``) over the evaluations, mean over seeds."""
+    runs = group.runs
+    finished = runs[runs["status"] == "finished"]
+    if finished.empty or not store.curve_names("eval", finished["run_id"], "expert_load/"):
+        return None
+    maps = []
+    for column, label, legend, cell in _curve_cells(group):
+        loaded = final_expert_load(store, cell.loc[cell["status"] == "finished", "run_id"])
+        if loaded is not None:
+            maps.append((column, label, legend, cell, *loaded))
+    maps = maps[:MAX_PANELS]
+    if not maps:
+        return None
+    cv_curves = store.curves_named("eval", "load_cv_mean", finished["run_id"])
+    panels = len(maps) + bool(cv_curves)
+    figure, axes = plt.subplots(1, panels, figsize=(4.8 * panels, 4.2), squeeze=False, layout="constrained")
+    figure.suptitle(f"Expert load (fraction of top-k assignments) — study {group.study}\n{group.describe()}",
+                    fontsize=9)
+    highest = max(float(np.nanmax(load)) for *_, load, _ in maps)
+    for ax, (column, label, legend, cell, load, step) in zip(axes[0], maps):
+        uniform = 1.0 / load.shape[1]
+        image = ax.imshow(load, cmap="RdBu_r", aspect="auto",
+                          norm=TwoSlopeNorm(vcenter=uniform, vmin=0.0, vmax=max(highest, 2 * uniform)))
+        if load.size <= 256:
+            for (layer, expert), value in np.ndenumerate(load):
+                ax.text(expert, layer, f"{value:.2f}", ha="center", va="center", fontsize=6)
+        n = int((cell["status"] == "finished").sum())
+        where = "" if column == "all" else f"{column}\n"
+        ax.set_title(f"{where}{legend}, step {step} (n={n})", fontsize=8)
+        ax.set_xlabel("expert")
+        ax.set_ylabel("layer")
+        ax.set_xticks(range(load.shape[1]))
+        ax.set_yticks(range(load.shape[0]))
+        figure.colorbar(image, ax=ax, shrink=0.8, label=f"fraction (uniform = {uniform:.3g})")
+    if cv_curves:
+        ax = axes[0][-1]
+        colors = _colors(set(runs["label"]))
+        for column, label, legend, cell in _curve_cells(group):
+            found = [cv_curves[i] for i in cell["run_id"] if i in cv_curves and len(cv_curves[i].steps)]
+            if found:
+                steps, mean = _mean_curve(found)
+                suffix = "" if column == "all" else f" [{column}]"
+                ax.plot(steps, mean, marker="o", color=colors[label], label=f"{legend}{suffix} (n={len(found)})")
+        ax.set_title("load imbalance during training", fontsize=8)
+        ax.set_xlabel("step")
+        ax.set_ylabel("coefficient of variation of the load (mean over layers)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
     return figure
 
 

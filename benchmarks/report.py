@@ -19,23 +19,26 @@ def build_outputs(out: str | Path) -> list[Path]:
     with Store.open_existing(out / "runs.sqlite") as store:
         frame = runs_frame(store)
         written = tables.write_runs_csv(frame, out)
-        written += tables.write_study_tables(frame, out)
+        written += tables.write_study_tables(frame, out, store)
         written += plots.write_plots(frame, store, out)
         results = claims.audit(frame, store)
         environments = [store.environment(run_id) for run_id in frame.get("run_id", [])]
+        checkpoints = {(g.study, g.domain, g.preset): tables.checkpoint_pivot(g, store) for g in study_groups(frame)}
     report = out / "report.md"
-    report.write_text(render_report(frame, results, environments, out), encoding="utf-8")
+    report.write_text(render_report(frame, results, environments, out, checkpoints), encoding="utf-8")
     return written + [report]
 
 
-def render_report(frame: pd.DataFrame, results: list[claims.ClaimResult], environments: list[dict], out: Path) -> str:
-    """The report's Markdown: overview, claims audit, per-study tables and plots, telemetry, failures."""
+def render_report(frame: pd.DataFrame, results: list[claims.ClaimResult], environments: list[dict], out: Path,
+                  checkpoints: dict[tuple[str, str, str], tables.Pivot | None] | None = None) -> str:
+    """The report's Markdown: overview, claims audit, per-study tables (with the checkpoint table of a
+    (study, domain, preset) in ``checkpoints``) and plots, telemetry, failures."""
     lines = ["# Stable-SPAM benchmark report", "",
              f"Built {datetime.now(timezone.utc).isoformat(timespec='seconds')} from `runs.sqlite` "
              f"({len(frame)} runs). Rebuild with `python run_all.py report --out {out}`.", ""]
     lines += _overview(frame, environments)
     lines += _claims_section(results)
-    lines += _studies_section(frame, out)
+    lines += _studies_section(frame, out, checkpoints or {})
     lines += _failures_section(frame)
     return "\n".join(lines) + "\n"
 
@@ -80,13 +83,16 @@ def _claims_section(results: list[claims.ClaimResult]) -> list[str]:
     return lines
 
 
-def _studies_section(frame: pd.DataFrame, out: Path) -> list[str]:
+def _studies_section(frame: pd.DataFrame, out: Path, checkpoints: dict) -> list[str]:
     lines = ["## Studies", ""]
     for group in study_groups(frame):
         pivot = tables.pivot(group)
         stem = file_stem(f"{group.study}_{group.domain}_{group.preset}")
-        lines += [tables.to_markdown([pivot]), f"Table files: `tables/{file_stem(group.study + '_' + group.domain)}"
-                  f".md`, `.tex`.", ""]
+        table_stem = file_stem(group.study + "_" + group.domain)
+        lines += [tables.to_markdown([pivot]), f"Table files: `tables/{table_stem}.md`, `.tex`.", ""]
+        at_checkpoints = checkpoints.get((group.study, group.domain, group.preset))
+        if at_checkpoints is not None:
+            lines += [tables.to_markdown([at_checkpoints]), f"Table files: `tables/{table_stem}_checkpoints.md`, `.tex`.", ""]
         lines += [f"![{p.name}](plots/{p.name})" for p in sorted((out / "plots").glob(f"{stem}_*.png"))]
         lines += ["", _telemetry_table(group.runs), ""]
     profile = out / "plots" / "performance_profile.png"

@@ -291,6 +291,17 @@ class Store:
             for run_id, steps, vals in self._conn.execute(query, [kind, name, *chunk]):
                 yield run_id, Curve(np.frombuffer(steps, dtype="<i8").copy(), np.frombuffer(vals, dtype="<f8").copy())
 
+    def curve_names(self, kind: str, run_ids: Iterable[str], prefix: str = "") -> list[str]:
+        """Sorted names of the ``kind`` series that any of ``run_ids`` logged, starting with ``prefix``."""
+        ids, names = list(run_ids), set()
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            query = (f"SELECT DISTINCT name FROM curves WHERE kind = ? AND name LIKE ? ESCAPE '\\' "
+                     f"AND run_id IN ({', '.join('?' * len(chunk))})")
+            names.update(name for (name,) in self._conn.execute(query, [kind, pattern, *chunk]))
+        return sorted(name for name in names if name.startswith(prefix))  # LIKE ignores ASCII case
+
     def environment(self, run_id: str) -> dict[str, Any]:
         """The environment row of one run (``packages`` decoded), or {} when absent."""
         cursor = self._conn.execute(f"SELECT {', '.join(_ENV_COLUMNS)} FROM environment WHERE run_id = ?", (run_id,))

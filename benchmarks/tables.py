@@ -4,6 +4,10 @@ A pivot has one row per recipe (plus its variant, plus the LR where the LR was s
 point (the config fields that vary in the study: precision, severity, env, ...), and cells
 ``mean ± std (n=k)`` over the finished seeds, followed by the number of diverged and failed runs. A file holds
 one section per preset, each headed by the domain, preset, algorithm, budget, metric and seeds.
+
+Where the headline metric was evaluated during training (an eval curve with two or more steps), a
+checkpoint table ``OUT/tables/<study>_<domain>_checkpoints.md/.tex`` gives it at (up to) three evaluation steps,
+the ones nearest a third, two thirds and all of the run: the paper's layout for OLMoE (steps 1k/2k/3k).
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.frame import StudyGroup, file_stem, flat_frame, study_groups
 from benchmarks.stats import summarize
+from benchmarks.store import Store
+
+CHECKPOINTS = 3
 
 
 @dataclass
@@ -70,6 +79,45 @@ def pivot(group: StudyGroup) -> Pivot:
                  caption=f"{metric}: {group.describe()}", rows=rows, columns=columns, cells=cells)
 
 
+def checkpoint_steps(steps: Iterable[int], count: int = CHECKPOINTS) -> list[int]:
+    """The evaluation steps nearest ``1/count, 2/count, ..., 1`` of the last one (all of them when there are
+    no more than ``count``), sorted and without repeats."""
+    unique = sorted({int(s) for s in steps})
+    if len(unique) <= count:
+        return unique
+    targets = [unique[-1] * i / count for i in range(1, count + 1)]
+    return sorted({min(unique, key=lambda s: (abs(s - target), s)) for target in targets})
+
+
+def checkpoint_pivot(group: StudyGroup, store: Store) -> Pivot | None:
+    """The headline metric at the checkpoints of :func:`checkpoint_steps`, one column per (grid point, step);
+    None when the metric was evaluated at fewer than two steps. Cells summarise the finished runs."""
+    runs = group.runs.sort_values(["recipe", "variant", "lr"], kind="stable")
+    metric = runs.iloc[0]["metric"]
+    curves = store.curves_named("eval", metric, runs["run_id"])
+    steps = checkpoint_steps(np.concatenate([c.steps for c in curves.values()])) if curves else []
+    if len(steps) < 2:
+        return None
+    grid_columns = list(dict.fromkeys(group.column_key(c) for c in _sorted_configs(group)))
+
+    def name(column: str, step: int) -> str:
+        return f"step {step}" if column == "all" else f"{column}, step {step}"
+
+    values: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for _, run in runs.iterrows():
+        curve = curves.get(run["run_id"])
+        at = {} if curve is None else dict(zip(curve.steps.tolist(), curve.values.tolist()))
+        for step in steps:
+            key = (group.row_key(run), name(group.column_key(run["config"]), step))
+            values.setdefault(key, []).append((at.get(step, math.nan), run["status"]))
+    cells = {key: cell_text(*zip(*pairs)) for key, pairs in values.items()}
+    rows = list(dict.fromkeys(group.row_key(run) for _, run in runs.iterrows()))
+    columns = [name(column, step) for column in grid_columns for step in steps]
+    return Pivot(title=f"Study {group.study}: {group.domain} ({group.preset}), {metric} at checkpoints",
+                 caption=f"{metric} at evaluation steps {', '.join(map(str, steps))}: {group.describe()}",
+                 rows=rows, columns=columns, cells=cells)
+
+
 def _sorted_configs(group: StudyGroup) -> list[dict]:
     def key(config):
         return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
@@ -112,13 +160,17 @@ def _tex(text: str) -> str:
     return escaped.replace("±", r"$\pm$").replace("—", "--").replace("–", "--")
 
 
-def write_study_tables(frame: pd.DataFrame, out: Path) -> list[Path]:
-    """Write ``tables/<study>_<domain>.md`` and ``.tex`` for every study and domain; returns the paths."""
+def write_study_tables(frame: pd.DataFrame, out: Path, store: Store | None = None) -> list[Path]:
+    """Write ``tables/<study>_<domain>.md`` and ``.tex`` for every study and domain, and with ``store`` the
+    ``<study>_<domain>_checkpoints`` tables where they apply; returns the paths."""
     folder = out / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     by_file: dict[str, list[Pivot]] = {}
     for group in study_groups(frame):
         by_file.setdefault(f"{group.study}_{group.domain}", []).append(pivot(group))
+        at_checkpoints = checkpoint_pivot(group, store) if store is not None else None
+        if at_checkpoints is not None:
+            by_file.setdefault(f"{group.study}_{group.domain}_checkpoints", []).append(at_checkpoints)
     written = []
     for stem, pivots in sorted(by_file.items()):
         for suffix, render in ((".md", to_markdown), (".tex", to_latex)):

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import claims, cli
+from benchmarks import claims, cli, plots, tables
 from benchmarks.frame import runs_frame
-from benchmarks.store import Store
+from benchmarks.store import Curve, Store
 from test_engine_support import make_record, make_spec
 
 # weather test MSE per (severity, recipe): three seeds each, chosen so Stable-SPAM's edge grows with severity
@@ -150,3 +150,72 @@ def test_every_llama_claim_is_checked_against_synthetic_runs(tmp_path):
     assert all(r.verdict == claims.NOT_RUN for k, r in results.items() if k in ("C6", "C11", "C12", "C13"))
     assert {r.verdict for r in results.values()} <= {claims.REPRODUCED, claims.NOT_REPRODUCED, claims.INCONCLUSIVE,
                                                       claims.NOT_RUN}
+
+
+def moe_record(recipe: str, seed: int, val_losses: list[float], loads: np.ndarray, status: str = "finished"):
+    """A MoE-like run: val_loss evaluated every 30 steps, expert loads (layers x experts) at each evaluation."""
+    steps = np.arange(1, len(val_losses) + 1) * 30
+    record = make_record(make_spec("moe", recipe, seed, studies=("moe",)), val_losses[-1], metric="val_loss",
+                         status=status, steps=int(steps[-1]))
+    record.curves[("eval", "val_loss")] = Curve(steps, np.asarray(val_losses, float))
+    for (layer, expert), value in np.ndenumerate(loads):
+        record.curves[("eval", f"expert_load/L{layer}/E{expert}")] = Curve(steps, np.full(len(steps), value))
+    record.curves[("eval", "EXPERT_LOAD/L9/E9")] = Curve(steps, np.zeros(len(steps)))  # another case: not a load
+    return record
+
+
+def test_checkpoint_steps_are_nearest_thirds_of_the_last_evaluation():
+    assert tables.checkpoint_steps([0, 8192, 16384, 24576, 32768]) == [8192, 24576, 32768]
+    assert tables.checkpoint_steps(range(30, 181, 30)) == [60, 120, 180]
+    assert tables.checkpoint_steps([200, 100, 100]) == [100, 200]
+    assert tables.checkpoint_steps([10, 20, 30, 40], count=2) == [20, 40]
+
+
+@pytest.fixture
+def moe_outputs(tmp_path):
+    """Adam and Stable-SPAM MoE runs (2 finished seeds each, one diverged Adam seed) and their outputs."""
+    balanced, skewed = np.full((2, 4), 0.25), np.array([[0.4, 0.3, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    with Store(tmp_path / "runs.sqlite") as store:
+        store.write_run(moe_record("adam", 0, [6.0, 5.8, 5.6, 5.5, 5.4, 5.3], skewed))
+        store.write_run(moe_record("adam", 1, [6.2, 6.0, 5.8, 5.7, 5.6, 5.5], balanced))
+        store.write_run(moe_record("adam", 2, [6.1, 9.0], skewed, status="diverged"))
+        store.write_run(moe_record("stable_spam", 0, [6.0, 5.7, 5.5, 5.3, 5.2, 5.1], balanced))
+        store.write_run(moe_record("stable_spam", 1, [6.0, 5.9, 5.5, 5.5, 5.2, 5.3], balanced))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSB_RESULTS_ROOT", str(tmp_path))
+        assert cli.main(["report", "--out", str(tmp_path)]) == 0
+    return tmp_path
+
+
+def test_checkpoint_table_gives_the_metric_at_three_evaluations(moe_outputs):
+    markdown = (moe_outputs / "tables" / "moe_moe_checkpoints.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| recipe")}
+    assert "| recipe | step 60 | step 120 | step 180 |" in markdown
+    assert "val_loss at evaluation steps 60, 120, 180" in markdown
+    assert rows["adam"] == [expected_cell([5.8, 6.0], ", 1 div"), expected_cell([5.5, 5.7], ", 1 div"),
+                            expected_cell([5.3, 5.5], ", 1 div")]
+    assert rows["stable_spam"] == [expected_cell([5.7, 5.9]), expected_cell([5.3, 5.5]), expected_cell([5.1, 5.3])]
+    assert r"step 60 & step 120 & step 180 \\" in (moe_outputs / "tables" / "moe_moe_checkpoints.tex").read_text()
+    assert "tables/moe_moe_checkpoints.md" in (moe_outputs / "report.md").read_text()
+
+
+def test_expert_load_is_averaged_over_finished_seeds_and_plotted(moe_outputs):
+    with Store(moe_outputs / "runs.sqlite") as store:
+        frame = runs_frame(store)
+        adam = frame[(frame["recipe"] == "adam") & (frame["status"] == "finished")]
+        load, step = plots.final_expert_load(store, adam["run_id"])
+        assert store.curve_names("eval", frame["run_id"], "expert_load/") == sorted(
+            f"expert_load/L{layer}/E{expert}" for layer in range(2) for expert in range(4))
+        assert store.curve_names("eval", frame["run_id"], "val_") == ["val_loss"]
+        assert plots.final_expert_load(store, ["no-such-run"]) is None
+    assert step == 180
+    np.testing.assert_allclose(load, [[0.325, 0.275, 0.225, 0.175], [0.25] * 4])
+    np.testing.assert_allclose(load.sum(axis=1), 1.0)
+    assert (moe_outputs / "plots" / "moe_moe_smoke_expert_load.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_checkpoint_table_or_expert_load_plot_without_their_curves(built):
+    out, written = built
+    names = {p.name for p in written}
+    assert not any(name.endswith("_checkpoints.md") or name.endswith("_expert_load.png") for name in names)
