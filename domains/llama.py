@@ -28,7 +28,7 @@ from domains import quant
 from domains.base import ConfigError, Domain, RunContext, StudySpec
 from domains.llama_lm import accumulated_loss, evaluate_lm
 from domains.textdata import BPE, DATASETS, TextData
-from domains.trainer import TrainLoop, train
+from domains.trainer import TrainLoop, rank_and_world, train
 
 # hidden, intermediate, attention heads, layers (paper sizes from SPEC §2.1; CPU sizes keep the ~8/3 MLP ratio)
 SIZES = {
@@ -155,7 +155,7 @@ class LlamaDomain(Domain):
 
         Under ``torch.distributed`` every rank feeds its slice of the global batch.
         """
-        rank, world = _distributed()
+        rank, world = rank_and_world()
         data = TextData.load(config.dataset, config.vocab_size, config.seq_len, config.eval_tokens, config.tokenizer)
         model = build_model(config, data.vocab_size, ctx.seed)
         ctx.logger.log_info(parameters=sum(p.numel() for p in model.parameters()), hidden_size=SIZES[config.size][0],
@@ -274,8 +274,13 @@ _SIZE_LR = {"nano": 5e-3, "micro": 2e-3, "mini": 1.5e-3, "60M": 1e-3, "130M": 1e
 _LR_MULTIPLIER = {"lion": 0.2, "lion_stable": 0.2}
 
 
+def lr_multiplier(recipe: str) -> float:
+    """How a recipe's peak LR relates to Adam's at the same size (0.2 for the Lion family, else 1)."""
+    return _LR_MULTIPLIER.get(recipe.split(":")[0], 1.0)
+
+
 def _peak_lr(recipe: str, size: str) -> float:
-    return _SIZE_LR[size] * _LR_MULTIPLIER.get(recipe.split(":")[0], 1.0)
+    return _SIZE_LR[size] * lr_multiplier(recipe)
 
 
 def _has(recipe: str, component: str) -> bool:
@@ -295,9 +300,4 @@ def _scaled_interval(paper_interval: int, steps: int) -> int:
         return paper_interval
     return max(25, round(paper_interval * steps / PAPER_STEPS))
 
-
-def _distributed() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 

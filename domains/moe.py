@@ -28,12 +28,12 @@ from dataclasses import dataclass
 import torch
 
 from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.llama import _LR_MULTIPLIER, LlamaConfig, LlamaDomain, TrainingJob
+from domains.llama import LlamaConfig, LlamaDomain, TrainingJob, lr_multiplier
 from domains.llama_lm import evaluate_lm
 from domains.moe_routing import (RouterLoadMeter, balance_summary, expert_load, load_balancing_loss, load_series,
                                  router_z_loss)
 from domains.textdata import BPE, DATASETS, TextData
-from domains.trainer import TrainLoop, _distributed, train
+from domains.trainer import TrainLoop, rank_and_world, train
 
 # hidden, expert intermediate, attention heads, layers, experts, experts per token. The CPU sizes keep
 # OLMoE's active MLP width (top_k x intermediate = 4 x hidden).
@@ -125,7 +125,7 @@ class MoeDomain(Domain):
         (1e-4 for every recipe at the paper size) and Adam-mini's model shape."""
         hparams = LlamaDomain().default_hparams(recipe, LlamaConfig(precision=config.precision, steps=config.steps))
         base = recipe.split(":")[0]
-        hparams["lr"] = _CPU_LR[config.size] * _LR_MULTIPLIER.get(base, 1.0) if config.size in _CPU_LR else PAPER_LR
+        hparams["lr"] = _CPU_LR[config.size] * lr_multiplier(base) if config.size in _CPU_LR else PAPER_LR
         if base.startswith("adam_mini"):
             hidden, _, heads, *_ = SIZES[config.size]
             hparams.update(dim=hidden, n_heads=heads)
@@ -144,7 +144,7 @@ class MoeDomain(Domain):
 
     def build_job(self, config: MoeConfig, ctx: RunContext) -> TrainingJob:
         """Everything :func:`domains.trainer.train` needs for this run (data, model, loss, evaluation, loop)."""
-        rank, world = _distributed()
+        rank, world = rank_and_world()
         data = text_data(config)
         model = build_model(config, data.vocab_size, ctx.seed)
         hidden, _, _, _, experts, top_k = SIZES[config.size]

@@ -74,7 +74,7 @@ def train(
     last 10 losses exceeds ``loop.divergence_factor`` times the first loss.
     """
     steps = ctx.budget or loop.steps
-    rank, world = _distributed()
+    rank, world = rank_and_world()
     is_main = rank == 0
     model.to(ctx.device)
     model.train()
@@ -185,7 +185,8 @@ def _progress_bar(enabled: bool, total: int, initial: int, label: str):
 # --- distributed ----------------------------------------------------------------------------------
 
 
-def _distributed() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size under ``torch.distributed`` (``(0, 1)`` when not initialised)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
