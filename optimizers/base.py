@@ -33,6 +33,14 @@ def make_stats(grad_norm_before: torch.Tensor, grad_norm_after: torch.Tensor,
     }
 
 
+def evaluate_closure(closure):
+    """Call a ``torch.optim`` closure with gradients enabled (``step()`` runs under ``no_grad``); None without one."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class InstrumentedOptimizer(torch.optim.Optimizer):
     """Base class: stats protocol, optimizer-wide counters in ``state_dict()``, dtype-keeping ``load_state_dict``.
 

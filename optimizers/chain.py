@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import InstrumentedOptimizer, make_stats
+from .base import InstrumentedOptimizer, evaluate_closure, make_stats
 from .foreach_utils import global_norm
 from .transforms import GradientTransform, StepContext
 
@@ -49,10 +49,7 @@ class Chain(InstrumentedOptimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """Apply the transforms to the gradients, then step the base optimizer. Returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         self._counters["step"] += 1
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
         grads = [p.grad for p in params]

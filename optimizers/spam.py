@@ -4,9 +4,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import InstrumentedOptimizer, StatsAccumulator
-from .chunked import Scratch, adam_chunks_, worth_chunking
-from .foreach_utils import group_indices, state_dtype
+from .base import StatsAccumulator
+from .chunked import Scratch, adam_chunks_
+from .foreach_utils import state_dtype
+from .grouped import GroupedStepOptimizer
 from .schedules import spam_warmup_factor
 from .transforms import spike_clip, spike_clip_active, spike_count
 from .validation import validate
@@ -15,7 +16,7 @@ DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, thresho
                 warmup=150)
 
 
-class SPAM(InstrumentedOptimizer):
+class SPAM(GroupedStepOptimizer):
     """SPAM (Huang et al. 2025a, arXiv 2501.06842), the authors' rule without sparse masks — the ``spam`` recipe.
 
     At global step c (1, 2, ...), per tensor:
@@ -41,10 +42,6 @@ class SPAM(InstrumentedOptimizer):
     with ``torch._foreach_*`` multi-tensor ops.
     """
 
-    #: Use the chunked CPU path (`optimizers.chunked`) for large dense CPU tensors; False forces the
-    #: multi-tensor (``torch._foreach_*``) path that accelerators and small tensors use.
-    cpu_fast_path = True
-
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, threshold: float = 5000.0, reset_interval: int = 500, warmup: int = 150):
         given = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, threshold=threshold,
@@ -59,23 +56,6 @@ class SPAM(InstrumentedOptimizer):
         if reset_interval == 0 or step < reset_interval:
             return 1.0
         return spam_warmup_factor(step % reset_interval, warmup)
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One SPAM step for every parameter with a gradient. Returns the closure's loss, if any."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._counters["step"] += 1
-        stats = StatsAccumulator() if self.collect_stats else None
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            chunked = [self.cpu_fast_path and worth_chunking(p) for p in params]
-            for idx in group_indices((p.device, state_dtype(p), c) for p, c in zip(params, chunked)):
-                self._update([params[i] for i in idx], group, stats, chunked[idx[0]])
-        self.last_stats = stats.result() if stats is not None else None
-        return loss
 
     def _state_of(self, p: Tensor) -> dict:
         state = self.state[p]

@@ -6,9 +6,10 @@ import math
 import torch
 from torch import Tensor
 
-from .base import InstrumentedOptimizer, StatsAccumulator
-from .chunked import Scratch, adam_chunks_, chunks, worth_chunking
-from .foreach_utils import abs_max, bias_correction, group_indices, state_dtype
+from .base import StatsAccumulator
+from .chunked import Scratch, adam_chunks_, chunks
+from .foreach_utils import abs_max, bias_correction, state_dtype
+from .grouped import GroupedStepOptimizer
 from .schedules import momentum_scale
 from .validation import validate
 
@@ -16,7 +17,7 @@ DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, gamma1=
                 reset_interval=1000, total_T=None, eta_min=0.5)
 
 
-class StableSPAM(InstrumentedOptimizer):
+class StableSPAM(GroupedStepOptimizer):
     """Stable-SPAM (Huang et al. 2025, arXiv 2502.17055), mended variant — the suite's ``stable_spam`` recipe.
 
     Per tensor, in this order: decoupled weight decay ``p *= 1 - lr*wd``; **AdaClip** (``T = g3*T + (1-g3)*max|g|``,
@@ -45,10 +46,6 @@ class StableSPAM(InstrumentedOptimizer):
     ``cpu_fast_path = False``, both passes are ``torch._foreach_*`` multi-tensor ops.
     """
 
-    #: Use the chunked CPU path (`optimizers.chunked`) for large dense CPU tensors; False forces the
-    #: multi-tensor (``torch._foreach_*``) path that accelerators and small tensors use.
-    cpu_fast_path = True
-
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, gamma1: float = 0.7, gamma2: float = 0.9, gamma3: float = 0.999,
                  reset_interval: int = 1000, total_T: int | None = None, eta_min: float = 0.5):
@@ -57,23 +54,6 @@ class StableSPAM(InstrumentedOptimizer):
         super().__init__(params, validate(type(self).__name__, given, DEFAULTS))
         self._counters = {"step": 0}
         self._scratch = Scratch()
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One Stable-SPAM step for every parameter with a gradient. Returns the closure's loss, if any."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self._counters["step"] += 1
-        stats = StatsAccumulator() if self.collect_stats else None
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            chunked = [self.cpu_fast_path and worth_chunking(p) for p in params]
-            for idx in group_indices((p.device, state_dtype(p), c) for p, c in zip(params, chunked)):
-                self._update([params[i] for i in idx], group, stats, chunked[idx[0]])
-        self.last_stats = stats.result() if stats is not None else None
-        return loss
 
     def _state_of(self, p: Tensor) -> dict:
         state = self.state[p]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import InstrumentedOptimizer, StatsAccumulator
+from .base import InstrumentedOptimizer, StatsAccumulator, evaluate_closure
 from .schedules import momentum_scale
 from .stable_spam import DEFAULTS
 from .validation import validate
@@ -48,10 +48,7 @@ class StableSPAMRef(InstrumentedOptimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One step of the authors' algorithm. Returns the closure's loss, if any."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         self.total_steps += 1
         stats = StatsAccumulator() if self.collect_stats else None
         for group in self.param_groups:

@@ -11,28 +11,7 @@ from domains.base import ConfigError, RunContext
 from domains.llama import SIZES, build_model
 from domains.quant import PROJECTIONS, QuantLinear
 from domains.trainer import train
-
-
-class ListLogger:
-    """The smallest RunLogger: keeps everything in lists."""
-
-    def __init__(self):
-        self.steps, self.evals, self.info = [], [], {}
-
-    def log_step(self, step, values):
-        self.steps.append((step, dict(values)))
-
-    def log_eval(self, step, values):
-        self.evals.append((step, dict(values)))
-
-    def log_info(self, **info):
-        self.info.update(info)
-
-    def snapshot(self):
-        return {"steps": list(self.steps), "evals": list(self.evals), "info": dict(self.info)}
-
-    def restore(self, snapshot):
-        self.steps, self.evals, self.info = snapshot["steps"], snapshot["evals"], snapshot["info"]
+from logger_support import ListLogger
 
 
 @pytest.fixture(scope="module")

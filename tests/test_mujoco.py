@@ -17,34 +17,13 @@ import optimizers
 from domains.base import ConfigError, Diverged, RunContext
 from domains.mujoco_algos import build_model, gradient_updates, network_optimizers, resolve_settings
 from domains.mujoco_envs import Evaluator, MujocoWarning, make_train_env, mujoco_warnings_as_python_warnings
+from logger_support import ListLogger
 
 # A few PPO rollouts of 128 steps, one epoch; evaluation at start and end only.
 TINY_PPO = dict(steps=256, n_steps=128, batch_size=64, n_epochs=1, eval_every=0, eval_episodes=2, curve_episodes=1)
 # SAC with 32 gradient updates (after 16 random steps) on small batches.
 TINY_SAC = dict(algo="SAC", steps=48, learning_starts=16, batch_size=16, buffer_size=1000,
                 eval_every=0, eval_episodes=1, curve_episodes=1)
-
-
-class ListLogger:
-    """The smallest RunLogger: keeps what it is told."""
-
-    def __init__(self):
-        self.steps, self.evals, self.info = [], [], {}
-
-    def log_step(self, step, values):
-        self.steps.append((step, dict(values)))
-
-    def log_eval(self, step, values):
-        self.evals.append((step, dict(values)))
-
-    def log_info(self, **info):
-        self.info.update(info)
-
-    def snapshot(self):
-        return {"steps": list(self.steps), "evals": list(self.evals)}
-
-    def restore(self, snapshot):
-        self.steps, self.evals = list(snapshot["steps"]), list(snapshot["evals"])
 
 
 def run_tiny(overrides: dict, recipe: str = "adam", seed: int = 0, hparams: dict | None = None, workdir=None):

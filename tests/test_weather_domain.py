@@ -8,28 +8,7 @@ import pytest
 
 import domains
 from domains.base import ConfigError, RunContext
-
-
-class ListLogger:
-    """The smallest RunLogger: keeps what it is told."""
-
-    def __init__(self):
-        self.steps, self.evals, self.info = [], [], {}
-
-    def log_step(self, step, values):
-        self.steps.append((step, dict(values)))
-
-    def log_eval(self, step, values):
-        self.evals.append((step, dict(values)))
-
-    def log_info(self, **info):
-        self.info.update(info)
-
-    def snapshot(self):
-        return {"steps": list(self.steps), "evals": list(self.evals)}
-
-    def restore(self, snapshot):
-        self.steps, self.evals = list(snapshot["steps"]), list(snapshot["evals"])
+from logger_support import ListLogger
 
 
 @pytest.mark.parametrize("recipe,severity", [("adam", 0.0), ("stable_spam", 5.0)])
