@@ -11,6 +11,9 @@ count; the request's overrides replace them:
 * ``seeds`` = N replaces the study's seed count (seeds 0..N-1);
 * ``sets`` (``--set domain.field=v1,v2``) replaces that field's grid (one value sets it, several make a grid).
 
+A study may run a recipe at only some grid points (``StudySpec.only``, e.g. Adam-mini at 16-bit only); recipes
+given with ``optimizers`` run at every point.
+
 A domain without the study (or without the preset in it) is skipped with a note. Every spec's
 hyper-parameters are ``domain.default_hparams(recipe, config)``, then the study's, then the item's.
 :func:`validate_recipes` builds each distinct (recipe, hyper-parameters) on a dummy parameter so a bad name
@@ -230,6 +233,9 @@ def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: Su
         overrides = {key: getattr(config, key) for key in raw}
         config_json = to_jsonable(config)
         for item in items:
+            allowed = {} if request.optimizers else study_spec.only.get(item.name, {})
+            if any(getattr(config, key) not in values for key, values in allowed.items()):
+                continue
             defaults = dict(domain.default_hparams(item.name, config))
             study_extra = study_spec.hparams.get(item.name, {}) if request.optimizers else {}
             hparams = {**defaults, **_single_values(study_extra), **item.hparams}

@@ -86,6 +86,9 @@ class StudySpec:
     lrs: tuple[float, ...] | None = None  # None: each recipe's default LR
     hparams: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # recipe -> extra hparams
     seeds: int = 1
+    # recipe -> config field -> the values it runs at (e.g. Adam-mini at 16-bit only, as in the paper's tables);
+    # applies to the study's own recipes, not to ones given with --optimizers
+    only: Mapping[str, Mapping[str, tuple]] = field(default_factory=dict)
 
 
 class Domain(ABC):

@@ -231,6 +231,7 @@ def llama_studies() -> dict[str, dict[str, StudySpec]]:
         "main": per_preset(lambda p: StudySpec(
             recipes=main + (("adam_mini",) if p in ("cpu", "paper") else ()),
             grid=grid(p, precision=("int4", "fp4_e1m2", "fp32") if p != "paper" else ("int4", "fp4_e1m2", "bf16")),
+            only={"adam_mini": {"precision": ("fp32", "bf16")}},  # Adam-mini is in the paper's 16-bit table only
             seeds=seeds[p])),
         "lr_sweep": per_preset(lambda p: StudySpec(
             recipes=("adam", "spam", "stable_spam"), lrs=sweep_lrs[p], seeds=seeds[p],

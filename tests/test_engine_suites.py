@@ -179,3 +179,18 @@ def test_a_study_recipe_item_carries_its_own_hyper_parameters():
         {"gamma3": 0.99, "gamma2": 0.8, "gamma1": 0.5},
         {"gamma3": 0.99, "gamma2": 0.9, "gamma1": 0.5},
     ]
+
+
+def test_a_study_can_run_a_recipe_at_some_grid_points_only():
+    """llama `main`: Adam-mini appears in the paper's 16-bit table only, so it runs at fp32 only on CPU presets;
+    asked for by name with --optimizers, it runs at every precision of the grid."""
+    specs = expand(SuiteRequest(preset="cpu", domains=("llama",), studies=("main",), seeds=1)).specs
+    precisions = {}
+    for spec in specs:
+        precisions.setdefault(spec.recipe, set()).add(spec.config["precision"])
+    assert precisions.pop("adam_mini") == {"fp32"}
+    assert set(precisions) == {"adam", "adam_clip", "adafactor", "spam", "stable_spam"}
+    assert all(p == {"int4", "fp4_e1m2", "fp32"} for p in precisions.values())
+    asked = expand(SuiteRequest(preset="cpu", domains=("llama",), studies=("main",), seeds=1,
+                                optimizers=parse_optimizers("adam_mini"))).specs
+    assert sorted(s.config["precision"] for s in asked) == ["fp32", "fp4_e1m2", "int4"]
