@@ -15,13 +15,15 @@ A study may run a recipe at only some grid points (``StudySpec.only``, e.g. Adam
 given with ``optimizers`` run at every point.
 
 A domain without the study (or without the preset in it) is skipped with a note. Every spec's
-hyper-parameters are ``domain.default_hparams(recipe, config)``, then the study's, then the item's.
+hyper-parameters are ``domain.default_hparams(recipe, config)`` (with ``steps`` set to the request's budget
+for that domain, when it gives one), then the study's, then the item's.
 :func:`validate_recipes` builds each distinct (recipe, hyper-parameters) on a dummy parameter so a bad name
 or value fails before anything runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -232,11 +234,15 @@ def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: Su
             raise BadInput(f"{where}{exc}") from None
         overrides = {key: getattr(config, key) for key in raw}
         config_json = to_jsonable(config)
+        budget = request.budgets.get(domain.name)
+        # a budget replaces the run's step count, so the hyper-parameters derived from it (total_T, reset
+        # intervals) follow it too
+        hparam_config = dataclasses.replace(config, steps=budget) if budget and hasattr(config, "steps") else config
         for item in items:
             allowed = {} if request.optimizers else study_spec.only.get(item.name, {})
             if any(getattr(config, key) not in values for key, values in allowed.items()):
                 continue
-            defaults = dict(domain.default_hparams(item.name, config))
+            defaults = dict(domain.default_hparams(item.name, hparam_config))
             study_extra = study_spec.hparams.get(item.name, {}) if request.optimizers else {}
             hparams = {**defaults, **_single_values(study_extra), **item.hparams}
             for lr in _lrs_for(item, request, study_spec, hparams):
@@ -244,7 +250,7 @@ def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: Su
                 for seed in range(seeds):
                     yield RunSpec(
                         domain=domain.name, preset=request.preset, config=config_json, overrides=overrides,
-                        recipe=item.name, hparams=run_hparams, seed=seed, budget=request.budgets.get(domain.name),
+                        recipe=item.name, hparams=run_hparams, seed=seed, budget=budget,
                         variant=variant_label(run_hparams, defaults), studies=(study,), domain_class=domain_class,
                     )
 

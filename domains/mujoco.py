@@ -148,7 +148,7 @@ class MujocoDomain(Domain):
 
         ``reset_interval`` = updates / 20 (the paper's LLaMA-130M ratio: 20k steps, ΔT 1000), clamped to
         [10, 1000] so a paper-scale run uses the paper's ΔT = 1000; updates are counted for the config's
-        ``steps`` (a run's ``ctx.budget`` does not change them). ``total_T`` is None (no cosine decay of
+        ``steps`` (the engine passes a suite's budget in as ``steps``). ``total_T`` is None (no cosine decay of
         β1/γ1): the authors used it only in their LLM runs, tied to their LR schedule's length, the paper
         gives no value for RL, and SB3 runs a constant LR.
         """

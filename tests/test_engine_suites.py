@@ -194,3 +194,16 @@ def test_a_study_can_run_a_recipe_at_some_grid_points_only():
     asked = expand(SuiteRequest(preset="cpu", domains=("llama",), studies=("main",), seeds=1,
                                 optimizers=parse_optimizers("adam_mini"))).specs
     assert sorted(s.config["precision"] for s in asked) == ["fp32", "fp4_e1m2", "int4"]
+
+
+def test_a_budget_reaches_the_hyper_parameters_derived_from_the_step_count():
+    """Stable-SPAM's total_T and reset interval follow a suite's budget, not the preset's steps."""
+    llama = __import__("domains").get("llama")
+    preset_steps = llama.config("cpu").steps
+    request = SuiteRequest(preset="cpu", domains=("llama",), studies=("main",), seeds=1,
+                           optimizers=parse_optimizers("stable_spam"), budgets={"llama": 4000})
+    specs = expand(request).specs
+    assert {s.budget for s in specs} == {4000} and {s.config["steps"] for s in specs} == {preset_steps}
+    assert {s.hparams["total_T"] for s in specs} == {4000}
+    assert {s.hparams["reset_interval"] for s in specs} == {200}  # the paper's 1000 of 20k steps, scaled to 4000
+    assert {s.variant for s in specs} == {""}
