@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -24,27 +24,40 @@ def next_token_loss(model: nn.Module, ids: Tensor, reduction: str = "mean") -> T
                            reduction=reduction)
 
 
-def accumulated_loss(model: nn.Module, ids: Tensor, micro_batch_size: int = 0) -> Tensor:
-    """Mean next-token loss of ``ids``, run in micro-batches of ``micro_batch_size`` rows (0: at once).
+def accumulated_loss(model: nn.Module, ids: Tensor, micro_batch_size: int = 0,
+                     loss_of: Callable[[nn.Module, Tensor], Tensor | tuple[Tensor, dict]] = next_token_loss):
+    """Mean loss of ``ids``, run in micro-batches of ``micro_batch_size`` rows (0: at once).
 
-    All micro-batches but the last are back-propagated here (gradients accumulate in ``.grad``; under
-    DistributedDataParallel without synchronising); the returned tensor's *gradient* is the last
-    micro-batch's share and its *value* the whole batch's mean loss, so the caller's ``backward()``
+    ``loss_of(model, rows)`` gives a micro-batch's mean loss, or ``(loss, extras)`` with extras a dict of
+    detached scalars (telemetry); the result has the same form, the extras being their row-weighted mean over
+    the micro-batches. All micro-batches but the last are back-propagated here (gradients accumulate in
+    ``.grad``; under DistributedDataParallel without synchronising); the returned tensor's *gradient* is the
+    last micro-batch's share and its *value* the whole batch's mean loss, so the caller's ``backward()``
     completes the accumulation and sees the true loss.
     """
     if not micro_batch_size or micro_batch_size >= len(ids):
-        return next_token_loss(model, ids)
+        return loss_of(model, ids)
     chunks = ids.split(micro_batch_size)
     weights = [len(chunk) / len(ids) for chunk in chunks]  # equal-length rows: a row-weighted mean
     done = ids.new_zeros((), dtype=torch.float32)
+    extras: dict[str, Tensor] = {}
     no_sync = getattr(model, "no_sync", nullcontext)
+
+    def weighted(chunk: Tensor, weight: float) -> Tensor:
+        result = loss_of(model, chunk)
+        loss, chunk_extras = result if isinstance(result, tuple) else (result, None)
+        if chunk_extras is not None:
+            for key, value in chunk_extras.items():
+                extras[key] = extras.get(key, 0.0) + torch.as_tensor(value).detach().float() * weight
+        return loss * weight
+
     with no_sync():
         for chunk, weight in zip(chunks[:-1], weights[:-1]):
-            loss = next_token_loss(model, chunk) * weight
+            loss = weighted(chunk, weight)
             loss.backward()
             done += loss.detach()
-    last = next_token_loss(model, chunks[-1]) * weights[-1]
-    return last + done
+    total = weighted(chunks[-1], weights[-1]) + done
+    return (total, extras) if extras else total
 
 
 @torch.no_grad()

@@ -13,7 +13,9 @@ the load-balancing loss + ``router_z_loss_coef`` x the router z-loss (OLMoE trai
 0.001). ``balance_loss`` picks the load-balancing loss: ``per_layer`` (default; OLMoE's own, computed per
 layer, :func:`domains.moe_routing.load_balancing_loss`) or ``transformers`` (the model's built-in
 ``aux_loss``, which pools the layers before the product, transformers issue #28255). transformers' OLMoE
-has no router z-loss; :func:`domains.moe_routing.router_z_loss` adds it.
+has no router z-loss; :func:`domains.moe_routing.router_z_loss` adds it. With ``micro_batch_size`` set (the
+paper preset: 8 rows per rank) each rank's batch is run in micro-batches with gradient accumulation
+(:func:`domains.llama_lm.accumulated_loss`); the router losses and telemetry are then per micro-batch, averaged.
 
 Telemetry, besides the trainer's: per step ``lm_loss``, ``aux_loss``, ``z_loss`` and the expert-load
 balance of the batch (``load_cv_mean``, ``load_cv_max``: coefficient of variation of the per-expert
@@ -29,7 +31,7 @@ import torch
 
 from domains.base import ConfigError, Domain, RunContext, StudySpec
 from domains.llama import LlamaConfig, LlamaDomain, TrainingJob, lr_multiplier
-from domains.llama_lm import evaluate_lm
+from domains.llama_lm import accumulated_loss, evaluate_lm
 from domains.moe_routing import (RouterLoadMeter, balance_summary, expert_load, load_balancing_loss, load_series,
                                  router_z_loss)
 from domains.textdata import BPE, DATASETS, TextData
@@ -65,6 +67,7 @@ class MoeConfig:
     vocab_size: int = 2048  # size of the trained BPE (a hub tokenizer brings its own)
     seq_len: int = 64
     batch_size: int = 16  # global batch in sequences (split across data-parallel ranks)
+    micro_batch_size: int = 0  # gradient accumulation chunk per rank (0: the whole local batch)
     steps: int = 240
     warmup: float = 0.1  # linear warm-up: fraction of steps (< 1) or a step count
     min_lr_ratio: float = 0.1  # cosine decay to this fraction of the peak LR
@@ -96,7 +99,7 @@ class MoeDomain(Domain):
         # OLMoE-1B-7B as in the paper, on the llama paper preset's data (C4, T5 tokenizer, 512 x 256 tokens).
         # Its weights, gradients and fp32 Adam state (~112 GB) need more than one GPU's memory.
         "paper": {"size": "1B-7B", "precision": "bf16", "dataset": "c4", "tokenizer": "t5-base", "vocab_size": 32000,
-                  "seq_len": 256, "batch_size": 512, "steps": 3000, "eval_every": 1000,
+                  "seq_len": 256, "batch_size": 512, "micro_batch_size": 8, "steps": 3000, "eval_every": 1000,
                   "eval_tokens": 10_000_000, "eval_batch_size": 64, "checkpoint_every": 500},
     }
 
@@ -111,7 +114,8 @@ class MoeDomain(Domain):
                 raise ConfigError(f"moe: {field} must be >= 1, not {getattr(config, field)!r}")
         if config.seq_len < 2:
             raise ConfigError("moe: seq_len must be >= 2 (next-token prediction)")
-        for field in ("router_aux_loss_coef", "router_z_loss_coef", "warmup", "eval_every", "checkpoint_every"):
+        for field in ("router_aux_loss_coef", "router_z_loss_coef", "micro_batch_size", "warmup", "eval_every",
+                      "checkpoint_every"):
             if getattr(config, field) < 0:
                 raise ConfigError(f"moe: {field} must be >= 0, not {getattr(config, field)!r}")
         if not 0 <= config.min_lr_ratio <= 1:
@@ -160,7 +164,7 @@ class MoeDomain(Domain):
             return data.train_batch(step, config.batch_size, ctx.seed, rank, world).to(ctx.device)
 
         def loss_fn(net, ids: torch.Tensor):
-            return moe_loss(net, ids, config)
+            return accumulated_loss(net, ids, config.micro_batch_size, loss_of=lambda m, rows: moe_loss(m, rows, config))
 
         def evaluate(net) -> dict[str, float]:
             with RouterLoadMeter(routers, top_k) as meter:

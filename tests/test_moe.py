@@ -10,7 +10,7 @@ import domains
 from benchmarks.logger import BufferedRunLogger
 from domains.base import ConfigError, RunContext
 from domains.llama import LlamaConfig
-from domains.llama_lm import next_token_loss
+from domains.llama_lm import accumulated_loss, next_token_loss
 from domains.moe import SIZES, active_parameters, build_model, moe_loss, text_data
 from domains.moe_routing import RouterLoadMeter, expert_load, load_cv
 from domains.textdata import TextData
@@ -150,6 +150,27 @@ def test_training_loss_is_lm_plus_weighted_router_losses(moe, batch, balance, re
     (loss - next_token_loss(model, batch)).backward()
     assert model.model.layers[0].mlp.gate.weight.grad.abs().sum() > 0
     assert model.lm_head.weight.grad.abs().max() < 1e-6
+
+
+def test_micro_batches_give_the_mean_loss_telemetry_and_gradient_of_their_parts(moe, batch):
+    """micro_batch_size 2 on 4 rows: the value, the extras and the accumulated gradient are the mean of the
+    two halves' (the load-balancing loss is per micro-batch, as in gradient-accumulated OLMoE training)."""
+    config = moe.config("smoke", {"micro_batch_size": 2, "router_aux_loss_coef": 0.5, "router_z_loss_coef": 0.1})
+    model = build_model(config, text_data(config).vocab_size, seed=0)
+    halves = [moe_loss(model, rows, config) for rows in batch.split(2)]
+    expected = sum(loss for loss, _ in halves) / 2
+    expected.backward()
+    gradients = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    loss, extras = accumulated_loss(model, batch, config.micro_batch_size, loss_of=lambda m, rows: moe_loss(m, rows, config))
+    loss.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    for key in ("lm_loss", "aux_loss", "z_loss", "load_cv_mean"):
+        assert extras[key].item() == pytest.approx((halves[0][1][key] + halves[1][1][key]).item() / 2, rel=1e-6), key
+    for param, gradient in zip(model.parameters(), gradients):
+        torch.testing.assert_close(param.grad, gradient, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        moe.config("smoke", {"micro_batch_size": -1})
 
 
 def test_bf16_autocast_gives_a_finite_loss(moe, batch):
