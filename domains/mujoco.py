@@ -10,7 +10,9 @@ SB3 owns the training loop, so this domain does not use :mod:`domains.trainer`; 
 * evaluation (:mod:`domains.mujoco_envs`): separate environments, deterministic policy, the same seeded
   start states at every evaluation; at step 0, every ``eval_every`` environment steps with
   ``curve_episodes`` episodes, and at the end with ``eval_episodes`` episodes (the reported
-  ``eval_return`` = the paper's final "test reward").
+  ``eval_return`` = the paper's final "test reward");
+* checkpoints (:mod:`domains.mujoco_checkpoint`): every 10 minutes of wall time into ``ctx.workdir``, from
+  which a killed run resumes (reproducibly from the checkpoint, not identically to an uninterrupted run).
 
 Presets: ``smoke``/``quick``/``cpu`` run PPO (about 390 environment steps/s on a 2-core CPU, against
 about 30 for SAC) with the RL Zoo's MuJoCo settings; ``paper`` runs SAC for 1M steps with the zoo/SB3
@@ -42,6 +44,7 @@ import optimizers
 from domains.base import ConfigError, Diverged, Domain, RunContext, StudySpec
 from domains.mujoco_algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
 from domains.mujoco_callbacks import EvaluationSchedule, Telemetry
+from domains.mujoco_checkpoint import CHECKPOINT_SECONDS, Checkpointer, RunCheckpoint
 from domains.mujoco_envs import (Evaluator, eval_seed, frozen_observation_normalizer, make_train_env,
                                  mujoco_warnings_as_python_warnings)
 
@@ -203,7 +206,8 @@ class MujocoDomain(Domain):
 
 def _train_and_evaluate(config: MujocoConfig, settings: dict, hparams: dict, steps: int, ctx: RunContext,
                         train_env, evaluator: Evaluator) -> dict[str, float]:
-    """Build the SB3 model around the recipe, learn for ``steps`` with the callbacks, evaluate at the end."""
+    """Build the SB3 model around the recipe (resuming from a checkpoint in ``ctx.workdir`` when there is
+    one), learn up to ``steps`` with the callbacks, evaluate at the end."""
     optimizer_kwargs = {key: value for key, value in hparams.items() if key != "lr"}
     model = build_model(config.algo, settings, train_env, lr=hparams["lr"], seed=ctx.seed, device=ctx.device,
                         optimizer_class=optimizers.recipe_class(ctx.recipe), optimizer_kwargs=optimizer_kwargs)
@@ -215,12 +219,33 @@ def _train_and_evaluate(config: MujocoConfig, settings: dict, hparams: dict, ste
     telemetry = Telemetry(ctx.logger, network_optimizers(model), LOSS_KEYS[config.algo], config.log_every)
     schedule = EvaluationSchedule(lambda episodes: evaluator.returns(policy, episodes), ctx.logger,
                                   config.eval_every, config.curve_episodes, steps)
+    checkpoint = RunCheckpoint(ctx.workdir) if ctx.workdir is not None else None
+    resumed = checkpoint.restore(model, train_env, ctx.seed) if checkpoint is not None else None
+    before = resumed["run"]["elapsed"] if resumed else {"seconds": 0.0, "cpu_seconds": 0.0}
+    if resumed:
+        ctx.logger.restore(resumed["run"]["logger"])
+        schedule.restore(resumed["run"]["schedule"])
+        ctx.logger.log_info(resumed_from_step=resumed["step"])
+    clock, cpu_clock = time.perf_counter(), time.process_time()
+
+    def elapsed() -> dict[str, float]:
+        return {"seconds": before["seconds"] + time.perf_counter() - clock,
+                "cpu_seconds": before["cpu_seconds"] + time.process_time() - cpu_clock}
+
+    def save() -> None:
+        checkpoint.save(model, train_env, {"logger": ctx.logger.snapshot(), "schedule": schedule.state(),
+                                           "elapsed": elapsed()})
+
+    callbacks = [telemetry, schedule] + ([Checkpointer(save, CHECKPOINT_SECONDS, steps)] if checkpoint else [])
     with _invalid_distribution_is_divergence(lambda: model.num_timesteps):
-        clock, cpu_clock = time.perf_counter(), time.process_time()
-        model.learn(total_timesteps=steps, callback=[telemetry, schedule], progress_bar=ctx.progress)
-        train_seconds = time.perf_counter() - clock - schedule.seconds
-        train_cpu_seconds = time.process_time() - cpu_clock - schedule.cpu_seconds
+        model.learn(total_timesteps=steps - model.num_timesteps, callback=callbacks, progress_bar=ctx.progress,
+                    reset_num_timesteps=resumed is None)
+        spent = elapsed()
         final_mean, final_std = schedule.evaluate(model.num_timesteps, config.eval_episodes)
+    if checkpoint is not None:
+        checkpoint.remove()
+    train_seconds = spent["seconds"] - schedule.seconds
+    train_cpu_seconds = spent["cpu_seconds"] - schedule.cpu_seconds
     return {"eval_return": final_mean, "eval_return_std": final_std, "eval_auc": schedule.area_under_curve(),
             "env_steps_per_s": model.num_timesteps / train_seconds,
             "env_steps_per_cpu_s": model.num_timesteps / train_cpu_seconds, "env_steps": float(model.num_timesteps)}

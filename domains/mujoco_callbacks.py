@@ -155,7 +155,8 @@ class EvaluationSchedule(BaseCallback):
         self._next = eval_every
 
     def _on_training_start(self) -> None:
-        self.evaluate(0, self.curve_episodes)
+        if not self.curve:  # a resumed run has its curve, step 0 included
+            self.evaluate(0, self.curve_episodes)
 
     def _on_step(self) -> bool:
         # The evaluation at the budget itself is the final one, made after the last update.
@@ -177,6 +178,16 @@ class EvaluationSchedule(BaseCallback):
         self.run_logger.log_eval(step, {"eval_return": mean, "eval_return_std": std})
         self.curve.append((step, mean))
         return mean, std
+
+    def state(self) -> dict:
+        """What a checkpoint needs to resume the schedule (plain containers)."""
+        return {"curve": [list(point) for point in self.curve], "seconds": self.seconds,
+                "cpu_seconds": self.cpu_seconds, "next": self._next}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a :meth:`state` (the evaluations already logged are not repeated)."""
+        self.curve = [(int(step), float(mean)) for step, mean in state["curve"]]
+        self.seconds, self.cpu_seconds, self._next = state["seconds"], state["cpu_seconds"], state["next"]
 
     def area_under_curve(self) -> float:
         """Trapezoid area under (step, mean return), divided by the steps it spans: a mean return."""

@@ -188,3 +188,57 @@ def test_presets_studies_and_config_errors():
         domain.config("smoke", {"env": "Humanoid"})
     with pytest.raises(ConfigError, match="eval_episodes"):
         domain.config("smoke", {"eval_episodes": "0"})
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+class DyingLogger(ListLogger):
+    """Raises :class:`Killed` when asked to log a training record at or after ``die_at``."""
+
+    def __init__(self, die_at: int):
+        super().__init__()
+        self.die_at = die_at
+
+    def log_step(self, step, values):
+        if step >= self.die_at:
+            raise Killed
+        super().log_step(step, values)
+
+
+@pytest.mark.parametrize("tiny, die_at", [(TINY_PPO, 256), (TINY_SAC, 40)], ids=["PPO", "SAC"])
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, die_at, tmp_path, monkeypatch):
+    """With a checkpoint at every rollout start, a run killed at ``die_at`` resumes from the step before: the
+    records logged up to the checkpoint are kept (equal to an uninterrupted run's), the evaluation at step 0
+    is not repeated, the run ends at its budget and the checkpoint files are removed."""
+    from domains import mujoco, mujoco_checkpoint
+
+    monkeypatch.setattr(mujoco, "CHECKPOINT_SECONDS", 0.0)
+    overrides = {**tiny, "env": "Hopper"}
+    straight, straight_log = run_tiny(overrides, recipe="stable_spam", seed=1)
+    with pytest.raises(Killed):
+        domain = domains.get("mujoco")
+        config = domain.config("smoke", overrides)
+        ctx = RunContext(recipe="stable_spam", hparams=domain.default_hparams("stable_spam", config), seed=1,
+                         logger=DyingLogger(die_at), workdir=tmp_path)
+        domain.run(config, ctx)
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)
+    kept = [step for step, _ in saved["run"]["logger"]["steps"]]
+    assert saved["step"] < die_at and kept and kept[-1] <= saved["step"]
+    # the recipe's own step counter went through the checkpoint: it equals the updates logged so far
+    primary = "policy.optimizer" if tiny is TINY_PPO else "critic.optimizer"
+    assert saved["params"][primary]["counters"]["step"] == sum(r["updates"] for _, r in saved["run"]["logger"]["steps"])
+    if tiny is TINY_SAC:
+        assert saved["replay"] == f"replay_{saved['step']}.pkl" and (tmp_path / saved["replay"]).exists()
+    else:
+        assert set(saved["vec_normalize"]) == {"obs_rms", "ret_rms"}  # PPO normalises observations
+
+    resumed, resumed_log = run_tiny(overrides, recipe="stable_spam", seed=1, workdir=tmp_path)
+    assert resumed_log.info["resumed_from_step"] == saved["step"]
+    assert resumed["env_steps"] == straight["env_steps"] == tiny["steps"]
+    assert [step for step, _ in resumed_log.evals] == [0, tiny["steps"]]
+    assert resumed_log.steps[:len(kept)] == straight_log.steps[:len(kept)]
+    assert resumed_log.steps[-1][0] == tiny["steps"] and math.isfinite(resumed["eval_return"])
+    assert not (tmp_path / "state.pt").exists() and not list(tmp_path.glob("replay_*.pkl"))
+    assert mujoco_checkpoint.RunCheckpoint(tmp_path).restore(None, None, 0) is None  # nothing left to resume
