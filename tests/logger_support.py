@@ -25,3 +25,20 @@ class ListLogger:
 
     def restore(self, snapshot):
         self.steps, self.evals, self.info = list(snapshot["steps"]), list(snapshot["evals"]), dict(snapshot["info"])
+
+
+class Killed(Exception):
+    """Stands for the process being killed mid-run."""
+
+
+class DyingLogger(ListLogger):
+    """Raises :class:`Killed` when asked to log a training record at or after step ``die_at``."""
+
+    def __init__(self, die_at: int):
+        super().__init__()
+        self.die_at = die_at
+
+    def log_step(self, step, values):
+        if step >= self.die_at:
+            raise Killed
+        super().log_step(step, values)

@@ -17,7 +17,7 @@ import optimizers
 from domains.base import ConfigError, Diverged, RunContext
 from domains.mujoco_algos import build_model, gradient_updates, network_optimizers, resolve_settings
 from domains.mujoco_envs import Evaluator, MujocoWarning, make_train_env, mujoco_warnings_as_python_warnings
-from logger_support import ListLogger
+from logger_support import DyingLogger, Killed, ListLogger
 
 # A few PPO rollouts of 128 steps, one epoch; evaluation at start and end only.
 TINY_PPO = dict(steps=256, n_steps=128, batch_size=64, n_epochs=1, eval_every=0, eval_episodes=2, curve_episodes=1)
@@ -188,23 +188,6 @@ def test_presets_studies_and_config_errors():
         domain.config("smoke", {"env": "Humanoid"})
     with pytest.raises(ConfigError, match="eval_episodes"):
         domain.config("smoke", {"eval_episodes": "0"})
-
-
-class Killed(Exception):
-    """Stands for the process being killed."""
-
-
-class DyingLogger(ListLogger):
-    """Raises :class:`Killed` when asked to log a training record at or after ``die_at``."""
-
-    def __init__(self, die_at: int):
-        super().__init__()
-        self.die_at = die_at
-
-    def log_step(self, step, values):
-        if step >= self.die_at:
-            raise Killed
-        super().log_step(step, values)
 
 
 @pytest.mark.parametrize("tiny, die_at", [(TINY_PPO, 256), (TINY_SAC, 40)], ids=["PPO", "SAC"])

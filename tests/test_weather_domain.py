@@ -8,7 +8,7 @@ import pytest
 
 import domains
 from domains.base import ConfigError, RunContext
-from logger_support import ListLogger
+from logger_support import DyingLogger, Killed, ListLogger
 
 
 @pytest.mark.parametrize("recipe,severity", [("adam", 0.0), ("stable_spam", 5.0)])
@@ -47,21 +47,6 @@ def test_severity_study_and_defaults():
         config = domain.config(preset)
         hparams = domain.default_hparams("stable_spam", config)
         assert hparams["total_T"] == config.steps and hparams["reset_interval"] >= 25
-
-
-class Killed(Exception):
-    """Stands for the process being killed mid-run."""
-
-
-class DyingLogger(ListLogger):
-    def __init__(self, die_at: int):
-        super().__init__()
-        self.die_at = die_at
-
-    def log_step(self, step, values):
-        if step == self.die_at:
-            raise Killed
-        super().log_step(step, values)
 
 
 def test_a_killed_run_resumes_with_the_same_data_and_anomalies(tmp_path):
