@@ -240,12 +240,12 @@ def _train_and_evaluate(config: MujocoConfig, settings: dict, hparams: dict, ste
     with _invalid_distribution_is_divergence(lambda: model.num_timesteps):
         model.learn(total_timesteps=steps - model.num_timesteps, callback=callbacks, progress_bar=ctx.progress,
                     reset_num_timesteps=resumed is None)
-        spent = elapsed()
+        # training time = time so far minus the evaluations in it (not the final one, made after)
+        train_seconds = elapsed()["seconds"] - schedule.seconds
+        train_cpu_seconds = elapsed()["cpu_seconds"] - schedule.cpu_seconds
         final_mean, final_std = schedule.evaluate(model.num_timesteps, config.eval_episodes)
     if checkpoint is not None:
         checkpoint.remove()
-    train_seconds = spent["seconds"] - schedule.seconds
-    train_cpu_seconds = spent["cpu_seconds"] - schedule.cpu_seconds
     return {"eval_return": final_mean, "eval_return_std": final_std, "eval_auc": schedule.area_under_curve(),
             "env_steps_per_s": model.num_timesteps / train_seconds,
             "env_steps_per_cpu_s": model.num_timesteps / train_cpu_seconds, "env_steps": float(model.num_timesteps)}
