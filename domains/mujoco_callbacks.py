@@ -39,7 +39,7 @@ class StatsAccumulator:
     def __init__(self, optimizer: torch.optim.Optimizer):
         self.optimizer = optimizer
         self.updates = 0
-        self._sums: torch.Tensor | None = None  # STAT_KEYS in order, summed over updates
+        self._sums: list[torch.Tensor] | None = None  # STAT_KEYS in order, summed over updates
         self._depth = 0
         optimizer.collect_stats = True
         self._hooks = [optimizer.register_step_pre_hook(self._enter), optimizer.register_step_post_hook(self._add)]
@@ -55,14 +55,17 @@ class StatsAccumulator:
         stats = getattr(optimizer, "last_stats", None)
         if not stats:
             return
-        values = torch.stack([stats[key].detach().float() for key in STAT_KEYS])
-        self._sums = values if self._sums is None else self._sums.add_(values)
+        values = [stats[key] for key in STAT_KEYS]  # 0-dim float32 tensors (the stats protocol)
+        if self._sums is None:
+            self._sums = [value.detach().clone() for value in values]
+        else:
+            torch._foreach_add_(self._sums, values)  # one op for the four sums
 
     def pop(self) -> dict[str, float]:
         """Stats since the last call (means; ``reset`` summed), then start over."""
         values = {}
         if self._sums is not None:
-            for key, total in zip(STAT_KEYS, self._sums.tolist()):
+            for key, total in zip(STAT_KEYS, torch.stack(self._sums).tolist()):
                 values[key] = total if key in _SUMMED_STATS else total / self.updates
         self._sums, self.updates = None, 0
         return values

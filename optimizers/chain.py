@@ -60,8 +60,11 @@ class Chain(InstrumentedOptimizer):
             for transform in self.transforms:
                 transform.apply(params, grads, ctx)
         self.base.step()
-        self.last_stats = None if stats is None else make_stats(
-            before, global_norm(grads), stats.get("clip_fraction", 0.0), stats.get("reset", False))
+        if stats is not None:
+            after = global_norm(grads) if self.transforms else before  # nothing changed the gradients
+            self.last_stats = make_stats(before, after, stats.get("clip_fraction", 0.0), stats.get("reset", False))
+        else:
+            self.last_stats = None
         return loss
 
     def state_dict(self) -> dict[str, Any]:
