@@ -6,6 +6,8 @@ partition to the subclass's ``_update``, which sees tensors it can update with o
 """
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import Tensor
 
@@ -14,7 +16,7 @@ from .chunked import worth_chunking
 from .foreach_utils import group_indices, state_dtype
 
 
-class GroupedStepOptimizer(InstrumentedOptimizer):
+class GroupedStepOptimizer(InstrumentedOptimizer, metaclass=abc.ABCMeta):
     """Base class: a global step counter ``self._counters["step"]`` (set it in ``__init__``), the partitioned
     ``step()`` and the stats protocol's bookkeeping; subclasses implement ``_update``."""
 
@@ -36,6 +38,6 @@ class GroupedStepOptimizer(InstrumentedOptimizer):
         self.last_stats = stats.result() if stats is not None else None
         return loss
 
+    @abc.abstractmethod
     def _update(self, params: list[Tensor], group: dict, stats: StatsAccumulator | None, fast: bool) -> None:
         """The step for tensors of one group sharing a device and a state dtype; ``fast``: the chunked CPU path."""
-        raise NotImplementedError
