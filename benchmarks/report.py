@@ -19,11 +19,11 @@ def build_outputs(out: str | Path) -> list[Path]:
     with Store.open_existing(out / "runs.sqlite") as store:
         frame = runs_frame(store)
         written = tables.write_runs_csv(frame, out)
-        written += tables.write_study_tables(frame, out, store)
+        checkpoints = {(g.study, g.domain, g.preset): tables.checkpoint_pivot(g, store) for g in study_groups(frame)}
+        written += tables.write_study_tables(frame, out, checkpoints)
         written += plots.write_plots(frame, store, out)
         results = claims.audit(frame, store)
         environments = [store.environment(run_id) for run_id in frame.get("run_id", [])]
-        checkpoints = {(g.study, g.domain, g.preset): tables.checkpoint_pivot(g, store) for g in study_groups(frame)}
     report = out / "report.md"
     report.write_text(render_report(frame, results, environments, out, checkpoints), encoding="utf-8")
     return written + [report]

@@ -283,9 +283,7 @@ class Store:
 
     def iter_curves(self, kind: str, name: str, run_ids: Iterable[str]) -> Iterator[tuple[str, Curve]]:
         """(run_id, Curve) of series ``name`` for each of ``run_ids`` that logged it, a few at a time in memory."""
-        ids = list(run_ids)
-        for start in range(0, len(ids), 500):  # stay under SQLite's host-parameter limit
-            chunk = ids[start:start + 500]
+        for chunk in _id_chunks(run_ids):
             query = (f"SELECT run_id, steps, vals FROM curves WHERE kind = ? AND name = ? "
                      f"AND run_id IN ({', '.join('?' * len(chunk))})")
             for run_id, steps, vals in self._conn.execute(query, [kind, name, *chunk]):
@@ -293,10 +291,9 @@ class Store:
 
     def curve_names(self, kind: str, run_ids: Iterable[str], prefix: str = "") -> list[str]:
         """Sorted names of the ``kind`` series that any of ``run_ids`` logged, starting with ``prefix``."""
-        ids, names = list(run_ids), set()
+        names = set()
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        for chunk in _id_chunks(run_ids):
             query = (f"SELECT DISTINCT name FROM curves WHERE kind = ? AND name LIKE ? ESCAPE '\\' "
                      f"AND run_id IN ({', '.join('?' * len(chunk))})")
             names.update(name for (name,) in self._conn.execute(query, [kind, pattern, *chunk]))
@@ -315,6 +312,13 @@ class Store:
     def counts(self) -> dict[str, int]:
         """status -> number of stored runs."""
         return dict(self._conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
+
+
+def _id_chunks(run_ids: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    """``run_ids`` in lists of at most ``size``: queries stay under SQLite's host-parameter limit."""
+    ids = list(run_ids)
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
 
 
 def _blob(values: np.ndarray, dtype: str) -> bytes:

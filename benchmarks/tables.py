@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -160,15 +160,17 @@ def _tex(text: str) -> str:
     return escaped.replace("±", r"$\pm$").replace("—", "--").replace("–", "--")
 
 
-def write_study_tables(frame: pd.DataFrame, out: Path, store: Store | None = None) -> list[Path]:
-    """Write ``tables/<study>_<domain>.md`` and ``.tex`` for every study and domain, and with ``store`` the
-    ``<study>_<domain>_checkpoints`` tables where they apply; returns the paths."""
+def write_study_tables(frame: pd.DataFrame, out: Path,
+                       checkpoints: Mapping[tuple[str, str, str], Pivot | None] | None = None) -> list[Path]:
+    """Write ``tables/<study>_<domain>.md`` and ``.tex`` for every study and domain, and the
+    ``<study>_<domain>_checkpoints`` tables of the (study, domain, preset) pivots in ``checkpoints``
+    (:func:`checkpoint_pivot`; None where they do not apply); returns the paths."""
     folder = out / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     by_file: dict[str, list[Pivot]] = {}
     for group in study_groups(frame):
         by_file.setdefault(f"{group.study}_{group.domain}", []).append(pivot(group))
-        at_checkpoints = checkpoint_pivot(group, store) if store is not None else None
+        at_checkpoints = (checkpoints or {}).get((group.study, group.domain, group.preset))
         if at_checkpoints is not None:
             by_file.setdefault(f"{group.study}_{group.domain}_checkpoints", []).append(at_checkpoints)
     written = []
