@@ -241,8 +241,9 @@ def _train_and_evaluate(config: MujocoConfig, settings: dict, hparams: dict, ste
         model.learn(total_timesteps=steps - model.num_timesteps, callback=callbacks, progress_bar=ctx.progress,
                     reset_num_timesteps=resumed is None)
         # training time = time so far minus the evaluations in it (not the final one, made after)
-        train_seconds = elapsed()["seconds"] - schedule.seconds
-        train_cpu_seconds = elapsed()["cpu_seconds"] - schedule.cpu_seconds
+        spent = elapsed()
+        train_seconds = spent["seconds"] - schedule.seconds
+        train_cpu_seconds = spent["cpu_seconds"] - schedule.cpu_seconds
         final_mean, final_std = schedule.evaluate(model.num_timesteps, config.eval_episodes)
     if checkpoint is not None:
         checkpoint.remove()

@@ -20,7 +20,6 @@ keeps no RNG state, and a MuJoCo episode in progress cannot be restored).
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +28,8 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from domains.trainer import save_atomically
 
 CHECKPOINT_SECONDS = 600.0  # wall time between two checkpoints of a run
 _RUNNING_STATS = ("obs_rms", "ret_rms")  # VecNormalize's RunningMeanStd attributes
@@ -60,9 +61,7 @@ class RunCheckpoint:
             "replay": replay,
             "run": run_state,
         }
-        tmp = self.state_path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.state_path)
+        save_atomically(payload, self.state_path)
         for path in self.folder.glob("replay_*.pkl"):
             if path.name != replay:
                 path.unlink()
@@ -121,7 +120,6 @@ class Checkpointer(BaseCallback):
         self.save = save
         self.every_seconds = every_seconds
         self.budget = budget
-        self.saves = 0
         self._last = time.monotonic()
 
     def _on_training_start(self) -> None:
@@ -130,7 +128,6 @@ class Checkpointer(BaseCallback):
     def _on_rollout_start(self) -> None:
         if 0 < self.num_timesteps < self.budget and time.monotonic() - self._last >= self.every_seconds:
             self.save()
-            self.saves += 1
             self._last = time.monotonic()
 
     def _on_step(self) -> bool:

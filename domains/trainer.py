@@ -218,7 +218,7 @@ def _checkpoint_path(ctx: RunContext) -> Path | None:
 
 
 def _save(path: Path, next_step: int, model, optimizer, first_loss, recent, elapsed, ctx: RunContext) -> None:
-    """Write the checkpoint atomically (temp file + rename), so a kill never leaves half a file."""
+    """Write the checkpoint atomically (:func:`save_atomically`)."""
     payload = {
         "next_step": next_step,
         "model": model.state_dict(),
@@ -230,6 +230,11 @@ def _save(path: Path, next_step: int, model, optimizer, first_loss, recent, elap
         "elapsed": elapsed,
         "logger": ctx.logger.snapshot(),
     }
+    save_atomically(payload, path)
+
+
+def save_atomically(payload: dict, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename it over ``path``: a kill never leaves half a file."""
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
