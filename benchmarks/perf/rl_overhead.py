@@ -94,12 +94,9 @@ def measure(algo: str, env: str, repeats: int) -> dict[str, float]:
     config = domains.get("mujoco").config("quick", {**BENCH_OVERRIDES[algo], **_NO_EVALUATION, "env": env})
     pairs = []
     for repeat in range(repeats):  # ABBA order: whichever runs second in a pair finds warmer caches
-        if repeat % 2 == 0:
-            plain = plain_sb3_rates(config, seed=repeat)
-            pairs.append((plain, adapter_rates(config, seed=repeat)))
-        else:
-            adapter = adapter_rates(config, seed=repeat)
-            pairs.append((plain_sb3_rates(config, seed=repeat), adapter))
+        order = (plain_sb3_rates, adapter_rates) if repeat % 2 == 0 else (adapter_rates, plain_sb3_rates)
+        rates = {measure_rates: measure_rates(config, seed=repeat) for measure_rates in order}
+        pairs.append((rates[plain_sb3_rates], rates[adapter_rates]))
     row: dict[str, float] = {"steps": config.steps}
     for clock in ("wall", "cpu"):
         row[f"plain_{clock}"] = statistics.median(plain[clock] for plain, _ in pairs)
