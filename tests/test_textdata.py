@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from domains.registry_data import DataUnavailable
-from domains.textdata import TextData, clean_gutenberg, shakespeare_documents, split_documents
+from domains.gutenberg import clean_gutenberg, shakespeare_documents
+from domains.textdata import TextData, split_documents
 
 SMALL = ("lovers_complaint", "phoenix_and_the_turtle", "passionate_pilgrim", "sonnets", "tempest", "macbeth",
          "julius_caesar", "twelfth_night", "john", "pericles")
