@@ -9,14 +9,14 @@ from typing import Any, Callable, Mapping
 import torch
 
 from .chain import Chain
-from .params import named, strip_names
+from .params import is_named, named, torch_params
 from .spam import DEFAULTS as SPAM_DEFAULTS
 from .spam import SPAM
 from .stable_spam import DEFAULTS as STABLE_SPAM_DEFAULTS
 from .stable_spam import StableSPAM
 from .stable_spam_ref import StableSPAMRef
 from .transforms import AdaClip, AdaGN, CosineMomentumDecay, GlobalNormClip, MomentumReset, SpikeClip
-from .validation import EPS_PAIR, POSITIVE_LR, Rule, validate
+from .validation import EPS_PAIR, POSITIVE_LR, Rule, validate, validate_group
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Recipe:
 
     ``impl`` is the class built objects are instances of; ``init_args(params, hparams)`` returns the
     ``(args, kwargs)`` for ``impl.__init__``. ``defaults`` lists every accepted hyper-parameter with its default.
+    ``prepare_group(optimizer, group)``, for `Chain` recipes, turns a validated ``add_param_group`` group into
+    the group(s) the base optimizer takes.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Recipe:
     impl: type[torch.optim.Optimizer]
     init_args: Callable[[Any, dict], tuple[tuple, dict]]
     rules: Mapping[str, Rule] = field(default_factory=dict)
+    prepare_group: Callable[[torch.optim.Optimizer, dict], list[dict]] | None = None
 
 
 ADAM = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
@@ -46,19 +49,38 @@ SCHEDULE = dict(reset_interval=1000, total_T=None, eta_min=0.5)  # MoRet + cosin
 # --- base optimizers ---------------------------------------------------------------------------------
 
 _FUSED_DEVICES = {"cpu", "cuda", "xpu", "mps", "hpu"}
+_FUSED_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64}
 
 
-def _fused_supported(params: list) -> bool:
-    """Whether torch's fused Adam kernel takes these parameters (real floating point, supported device)."""
-    tensors = [p for g in params for p in g["params"]] if isinstance(params[0], dict) else params
-    return all(t.is_floating_point() and t.device.type in _FUSED_DEVICES for t in tensors)
+def _tensors(params) -> list[torch.Tensor]:
+    params = [params] if isinstance(params, torch.Tensor) else params
+    return [p[1] if is_named(p) else p for p in params]
+
+
+def fused_safe(params) -> bool:
+    """Whether torch's fused Adam kernel may update these tensors: dense, contiguous, of a floating dtype and on
+    a device it supports. (On a non-contiguous tensor torch 2.13's fused CPU kernel writes outside the tensor.)"""
+    return all(t.layout == torch.strided and t.is_contiguous() and t.dtype in _FUSED_DTYPES
+               and t.device.type in _FUSED_DEVICES for t in _tensors(params))
+
+
+def _with_fused_flag(group: dict) -> dict:
+    params = group["params"]
+    params = [params] if isinstance(params, torch.Tensor) else list(params)
+    return {**group, "params": params, "fused": fused_safe(params)}
 
 
 def _adam(params, hp, cls=torch.optim.Adam):
-    # fused=True: the same update in one kernel per tensor (torch's default on CPU is a slower per-op loop)
-    params = strip_names(params)
-    return cls(params, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"], weight_decay=hp["weight_decay"],
-               fused=_fused_supported(params) or None)
+    # Fused: the same update in one kernel per tensor (torch's default on CPU is a slower per-op loop), chosen
+    # per group and only for the tensors the kernel handles correctly.
+    params = torch_params(params)
+    groups = params if isinstance(params[0], dict) else [{"params": params}]
+    return cls([_with_fused_flag(g) for g in groups], lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
+               weight_decay=hp["weight_decay"])
+
+
+def _adam_group(optimizer, group: dict) -> list[dict]:
+    return [_with_fused_flag(group)]
 
 
 def _adamw(params, hp):
@@ -67,24 +89,102 @@ def _adamw(params, hp):
 
 def _adafactor(params, hp):
     from transformers.optimization import Adafactor
-    return Adafactor(strip_names(params), lr=hp["lr"], eps=tuple(hp["eps"]), clip_threshold=1.0, decay_rate=-0.8,
+    return Adafactor(torch_params(params), lr=hp["lr"], eps=tuple(hp["eps"]), clip_threshold=1.0, decay_rate=-0.8,
                      beta1=None, weight_decay=hp["weight_decay"], relative_step=False, scale_parameter=False,
                      warmup_init=False)
 
 
 def _lion(params, hp):
     from lion_pytorch import Lion
-    return Lion(strip_names(params), lr=hp["lr"], betas=hp["betas"], weight_decay=hp["weight_decay"])
+    return Lion(torch_params(params), lr=hp["lr"], betas=hp["betas"], weight_decay=hp["weight_decay"])
 
 
 def _adam_mini(params, hp):
     from adam_mini import Adam_mini
-    pairs, had_names = named(params)
+    items = torch_params(params)
+    groups = items if isinstance(items[0], dict) else [{"params": items}]
+    first = groups[0]["params"]
+    pairs, had_names = named([first] if isinstance(first, torch.Tensor) else first)
     if not had_names:
         warnings.warn("adam_mini got parameters without names: Adam-mini then uses one learning rate per tensor; "
                       "pass model.named_parameters() for its Transformer partition", stacklevel=4)
-    return Adam_mini(pairs, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"], weight_decay=hp["weight_decay"],
-                     dim=hp["dim"], n_heads=hp["n_heads"], verbose=False)
+    if len({_has_names(g) for g in groups}) > 1:
+        raise ValueError(GROUP_NAMES_MIXED)
+    pairs = _unique(pairs)
+    trainable = [(n, p) for n, p in pairs if p.requires_grad]
+    if not trainable:
+        raise ValueError("adam_mini: no parameter requires grad (Adam-mini builds its partition from those)")
+    opt = Adam_mini(trainable, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
+                    weight_decay=hp["weight_decay"], dim=hp["dim"], n_heads=hp["n_heads"], verbose=False)
+    frozen = [pair for pair in pairs if not pair[1].requires_grad]   # Adam-mini drops these; torch keeps them
+    if frozen:
+        groups.insert(1, {**groups[0], "params": frozen})
+    settings = _adam_mini_settings(groups[0])
+    for group in opt.param_groups:
+        group.update({k: v for k, v in settings.items() if k != "weight_decay"})
+        if "weight_decay" in settings and not _no_decay(group["name"]):
+            group["weight_decay"] = settings["weight_decay"]
+    for group in groups[1:]:
+        for split in _adam_mini_groups(group, len(opt.param_groups), hp["weight_decay"]):
+            opt.add_param_group(split)
+    return opt
+
+
+GROUP_NAMES_MIXED = ("all optimizer param groups should be with/without names. cannot add param group with names "
+                     "to the optimizer")
+
+
+def _has_names(group: dict) -> bool:
+    params = group["params"]
+    return not isinstance(params, torch.Tensor) and any(is_named(p) for p in params)
+
+
+def _unique(pairs: list) -> list:
+    """Adam-mini makes one group per tensor, so a repeated tensor would be an error there; torch only warns."""
+    seen, unique = set(), []
+    for name, p in pairs:
+        if p not in seen:
+            seen.add(p)
+            unique.append((name, p))
+    if len(unique) != len(pairs):
+        warnings.warn("optimizer contains a parameter group with duplicate parameters; the repeats are dropped",
+                      stacklevel=5)
+    return unique
+
+
+_NO_DECAY = ("norm", "ln", "bias")   # Adam-mini's own rule for which tensors get no weight decay
+
+
+def _no_decay(name: str) -> bool:
+    return any(k in name for k in _NO_DECAY)
+
+
+def _adam_mini_settings(group: dict) -> dict:
+    """A recipe group's hyper-parameters under Adam-mini's names (``betas`` -> ``beta1``, ``beta2``)."""
+    settings = {k: v for k, v in group.items() if k in ("lr", "eps", "weight_decay")}
+    if "betas" in group:
+        settings["beta1"], settings["beta2"] = group["betas"]
+    return settings
+
+
+def _adam_mini_groups(group: dict, first: int, weight_decay: float) -> list[dict]:
+    """Adam-mini keeps one named tensor per group with keys ``beta1``/``beta2``/``name``: split a recipe group
+    (``lr, betas, eps, weight_decay``; named or unnamed tensors) into such groups; unnamed tensors are called
+    ``param_<index>``."""
+    params = group["params"]
+    params = [params] if isinstance(params, torch.Tensor) else list(params)
+    settings = _adam_mini_settings(group)
+    decay = settings.pop("weight_decay", weight_decay)
+    groups = []
+    for i, p in enumerate(params):
+        name, tensor = (p[0].lower(), p[1]) if is_named(p) else (f"param_{first + i}", p)
+        groups.append({**settings, "params": [tensor], "name": name, "weight_decay": 0.0 if _no_decay(name) else decay})
+    return groups
+
+
+def _adam_mini_group(optimizer, group: dict) -> list[dict]:
+    return _adam_mini_groups(group, sum(len(g["params"]) for g in optimizer.param_groups),
+                             optimizer.hparams["weight_decay"])
 
 
 # --- transforms --------------------------------------------------------------------------------------
@@ -119,26 +219,27 @@ def _chain(base: Callable, *transforms: Callable, cosine: bool = False):
 
 
 def _own_class(params, hp):
-    return (strip_names(params),), dict(hp)
+    return (torch_params(params),), dict(hp)
 
 
 _STABLE_SPAM_PAPER = "Huang et al. 2025, Stable-SPAM, arXiv 2502.17055"
 _ABLATION = f"{_STABLE_SPAM_PAPER}, Table 4 (ablation); base: torch.optim.AdamW (decoupled wd, default 0)"
 
 _RECIPES = [
-    Recipe("adam", "torch.optim.Adam", "Kingma & Ba 2015, arXiv 1412.6980", ADAM, Chain, _chain(_adam)),
+    Recipe("adam", "torch.optim.Adam", "Kingma & Ba 2015, arXiv 1412.6980", ADAM, Chain, _chain(_adam),
+           prepare_group=_adam_group),
     Recipe("adamw", "torch.optim.AdamW, weight decay 0.01", "Loshchilov & Hutter 2019, arXiv 1711.05101",
-           dict(ADAM, weight_decay=0.01), Chain, _chain(_adamw)),
+           dict(ADAM, weight_decay=0.01), Chain, _chain(_adamw), prepare_group=_adam_group),
     Recipe("adam_clip", "Adam after global gradient-norm clipping (torch.nn.utils.clip_grad_norm_)",
            "Pascanu et al. 2013 (clipping); the paper's Adam+GradClip", dict(ADAM, max_norm=1.0), Chain,
-           _chain(_adam, _gradclip)),
+           _chain(_adam, _gradclip), prepare_group=_adam_group),
     Recipe("adafactor", "transformers' Adafactor: eps (1e-30, 1e-3), clip_threshold 1.0, decay_rate -0.8, "
            "no momentum, external LR", "Shazeer & Stern 2018, arXiv 1804.04235",
            dict(lr=1e-3, eps=(1e-30, 1e-3), weight_decay=0.0), Chain, _chain(_adafactor), {"eps": EPS_PAIR}),
     Recipe("lion", "lion-pytorch's Lion", "Chen et al. 2023, arXiv 2302.06675", LION, Chain, _chain(_lion),
            {"lr": POSITIVE_LR}),
     Recipe("adam_mini", "adam-mini's Adam_mini(named parameters, dim, n_heads)", "Zhang et al. 2024, "
-           "arXiv 2406.16793", ADAM_MINI, Chain, _chain(_adam_mini)),
+           "arXiv 2406.16793", ADAM_MINI, Chain, _chain(_adam_mini), prepare_group=_adam_mini_group),
     Recipe("spam", "SPAM: momentum reset, spike-aware clipping, cosine warm-up after resets",
            "Huang et al. 2025a, SPAM, arXiv 2501.06842", SPAM_DEFAULTS, SPAM, _own_class),
     Recipe("stable_spam", "Stable-SPAM, mended (fp32 state, fresh moments on reset, own counters, resumable); "
@@ -149,22 +250,25 @@ _RECIPES = [
     Recipe("lion_stable", "AdaClip + AdaGN before Lion (no reset)", f"{_STABLE_SPAM_PAPER}, Table 3",
            dict(LION, eps=1e-8, **STABLE), Chain, _chain(_lion, _adaclip, _adagn), {"lr": POSITIVE_LR}),
     Recipe("adam_mini_stable", "AdaClip + AdaGN before Adam-mini (no reset)", f"{_STABLE_SPAM_PAPER}, Table 3",
-           dict(ADAM_MINI, **STABLE), Chain, _chain(_adam_mini, _adaclip, _adagn)),
+           dict(ADAM_MINI, **STABLE), Chain, _chain(_adam_mini, _adaclip, _adagn),
+           prepare_group=_adam_mini_group),
     Recipe("adam+moret", "Adam with momentum reset", _ABLATION, dict(ADAM, **SCHEDULE), Chain,
-           _chain(_adamw, _moret, cosine=True)),
+           _chain(_adamw, _moret, cosine=True), prepare_group=_adam_group),
     Recipe("adam+moret+adaclip", "AdaClip, then Adam with momentum reset", _ABLATION,
-           dict(ADAM, gamma3=0.999, **SCHEDULE), Chain, _chain(_adamw, _adaclip, _moret, cosine=True)),
+           dict(ADAM, gamma3=0.999, **SCHEDULE), Chain, _chain(_adamw, _adaclip, _moret, cosine=True),
+           prepare_group=_adam_group),
     Recipe("adam+moret+adagn", "AdaGN, then Adam with momentum reset", _ABLATION,
-           dict(ADAM, gamma1=0.7, gamma2=0.9, **SCHEDULE), Chain, _chain(_adamw, _adagn, _moret, cosine=True)),
+           dict(ADAM, gamma1=0.7, gamma2=0.9, **SCHEDULE), Chain, _chain(_adamw, _adagn, _moret, cosine=True),
+           prepare_group=_adam_group),
     Recipe("adam+moret+adagn+adaclip", "AdaClip, AdaGN, then Adam with momentum reset: Stable-SPAM as a chain "
            "(same results as stable_spam)", _ABLATION, dict(ADAM, **STABLE, **SCHEDULE), Chain,
-           _chain(_adamw, _adaclip, _adagn, _moret, cosine=True)),
+           _chain(_adamw, _adaclip, _adagn, _moret, cosine=True), prepare_group=_adam_group),
     Recipe("adam+moret+adagn+spikeclip", "SPAM's spike clipping in AdaClip's place, AdaGN, then Adam with "
            "momentum reset", _ABLATION, dict(ADAM, gamma1=0.7, gamma2=0.9, threshold=5000.0, **SCHEDULE), Chain,
-           _chain(_adamw, _spikeclip, _adagn, _moret, cosine=True)),
+           _chain(_adamw, _spikeclip, _adagn, _moret, cosine=True), prepare_group=_adam_group),
     Recipe("adam+moret+gradclip+adaclip", "AdaClip, global-norm clipping in AdaGN's place, then Adam with "
            "momentum reset", _ABLATION, dict(ADAM, gamma3=0.999, max_norm=1.0, **SCHEDULE), Chain,
-           _chain(_adamw, _adaclip, _gradclip, _moret, cosine=True)),
+           _chain(_adamw, _adaclip, _gradclip, _moret, cosine=True), prepare_group=_adam_group),
 ]
 RECIPES: dict[str, Recipe] = {r.name: r for r in _RECIPES}
 
@@ -200,18 +304,39 @@ def recipe_class(name: str, **fixed_hparams: Any) -> type[torch.optim.Optimizer]
 
     def __init__(self, params, **hparams):
         hp = validate(name, {**fixed_hparams, **hparams}, recipe.defaults, recipe.rules)
+        params = _checked_params(name, recipe, params)
+        self.hparams = hp
         args, kwargs = recipe.init_args(params, hp)
         recipe.impl.__init__(self, *args, **kwargs)
-        self.hparams = hp
 
     class_name = "".join(part.capitalize() for part in re.split(r"[_+]", name)) + "Recipe"
     doc = f"Recipe ``{name}``: {recipe.summary}.\n\nReference: {recipe.reference}.\nDefaults: {dict(recipe.defaults)}"
-    cls = type(class_name, (recipe.impl,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
-                                             "recipe": name})
+    body = {"__init__": __init__, "__doc__": doc, "__module__": __name__, "recipe": name,
+            "group_spec": (name, recipe.defaults, recipe.rules)}
+    if recipe.prepare_group is not None:
+        body["prepare_group"] = lambda self, group: recipe.prepare_group(self, group)
+    cls = type(class_name, (recipe.impl,), body)
     if not fixed_hparams:
         _CLASSES[name] = cls
         globals()[class_name] = cls     # importable by name, so instances pickle
     return cls
+
+
+def _checked_params(name: str, recipe: Recipe, params) -> list:
+    """``params`` as a list, each parameter group checked by the constructor's rules (a plain list of tensors is
+    group 0); torch's ``TypeError`` for a bare tensor."""
+    params = torch_params(params)
+    if isinstance(params[0], dict):     # copies with their tensors listed (a generator is read once)
+        params = [{**g, "params": _listed(g.get("params", []))} if isinstance(g, dict) else g for g in params]
+    groups = params if isinstance(params[0], dict) else [{"params": params}]
+    for index, group in enumerate(groups):
+        if isinstance(group, dict):
+            validate_group(name, index, group, recipe.defaults, recipe.rules)
+    return params
+
+
+def _listed(params):
+    return params if isinstance(params, torch.Tensor) else list(params)
 
 
 def build(name: str, params, **hparams: Any) -> torch.optim.Optimizer:

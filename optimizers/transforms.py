@@ -1,7 +1,8 @@
 """Composable gradient transforms: one small idea each, applied in order by `optimizers.chain.Chain` before a
 base ``torch.optim.Optimizer`` steps (the idea of optax's ``chain``).
 
-A transform rewrites the gradients **in place** (as ``torch.nn.utils.clip_grad_norm_`` does), may keep
+A transform rewrites the gradients it is handed **in place** (the chain hands it its own working copies, never
+the caller's ``p.grad``), may set a param-group value for the base's step only (``ctx.override``), may keep
 per-parameter state in ``ctx.state`` under its own prefixed keys (the chain saves it in ``state_dict()``), and
 may read or reset the base optimizer's state ``ctx.base.state`` (MoRet, SpikeClip). Everything follows
 SPEC §1.1-§1.2 with the *mended* semantics: state in fp32 (or wider), per-transform bias-correction counters
@@ -11,8 +12,8 @@ from __future__ import annotations
 
 import abc
 
-from dataclasses import dataclass
-from typing import MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, MutableMapping, Sequence
 
 import torch
 from torch import Tensor
@@ -33,6 +34,11 @@ class StepContext:
     base: torch.optim.Optimizer
     scale: float = 1.0                          # momentum factor set by CosineMomentumDecay
     stats: dict | None = None                   # filled only when the optimizer collects stats
+    overrides: list[tuple[dict, str, Any]] = field(default_factory=list)
+
+    def override(self, group: dict, key: str, value: Any) -> None:
+        """Give ``group[key]`` the value ``value`` for this step's base update only; the chain restores it after."""
+        self.overrides.append((group, key, value))
 
     def report_clip_fraction(self, fraction: Tensor) -> None:
         """Record the fraction of entries a clipping transform changed (the largest over the chain)."""
@@ -229,10 +235,10 @@ class MomentumReset(GradientTransform):
 class CosineMomentumDecay(GradientTransform):
     """Stable-SPAM's optional cosine decay of the momentum factors (SPEC §1.1 step 6, mended: held at
     ``eta_min`` after ``total_T + 1``): sets ``ctx.scale`` for AdaGN's gamma1 and scales the base optimizer's
-    ``betas[0]`` (its Adam bias correction then uses the decayed beta1, as in the paper's code).
+    ``betas[0]`` for this step's update (its Adam bias correction then uses the decayed beta1, as in the
+    paper's code). The param groups keep the betas the user set.
 
-    Must come first in a chain. Leaves gradients alone. The undecayed beta1 is kept in each param group as
-    ``initial_beta1``.
+    Must come first in a chain. Leaves gradients alone.
     """
 
     def __init__(self, total_T: int, eta_min: float = 0.5):
@@ -241,5 +247,5 @@ class CosineMomentumDecay(GradientTransform):
     def apply(self, params, grads, ctx):
         ctx.scale = momentum_scale(ctx.step, self.total_T, self.eta_min, hold=True)
         for group in ctx.base.param_groups:
-            beta1 = group.setdefault("initial_beta1", group["betas"][0])
-            group["betas"] = (beta1 * ctx.scale, group["betas"][1])
+            beta1, beta2 = group["betas"]
+            ctx.override(group, "betas", (beta1 * ctx.scale, beta2))

@@ -284,7 +284,7 @@ def test_grad_holds_what_the_update_consumed(monkeypatch):
     v_hat = (0.9 * 0.1 * n1 ** 2 + 0.1 * n2 ** 2) / (1 - 0.9 ** 2)
     consumed = clipped / n2 * m_hat / np.sqrt(v_hat)
     for name, fast, expected in (("stable_spam", True, consumed), ("stable_spam", False, consumed),
-                                 ("adam+moret+adagn+adaclip", True, consumed), ("stable_spam_ref", True, clipped)):
+                                 ("stable_spam_ref", True, clipped)):   # chains leave p.grad alone
         p = torch.nn.Parameter(torch.zeros(5))
         opt = optimizers.build(name, [p], eps=0.0)
         opt.cpu_fast_path = fast
