@@ -223,7 +223,8 @@ class _LastActivation:
     def __init__(self):
         self._source, self._key, self._value = None, None, None
 
-    def quantized(self, x: Tensor, fmt: str, group_size: int, outliers: int, dtype: torch.dtype | None = None) -> Tensor:
+    def quantized(self, x: Tensor, fmt: str, group_size: int, outliers: int,
+                  dtype: torch.dtype | None = None) -> Tensor:
         """``x`` fake-quantized as an activation (in fp32), then cast to ``dtype`` (None: ``x``'s dtype)."""
         key = (x._version, fmt, group_size, outliers, dtype)
         if self._source is not None and self._source() is x and self._key == key:
