@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.perf.optimizer_step $(ARGS)
+
+# CUDA self-check (benchmarks/perf/gpu_check.py): prints one table per part, exits 1 on a failure; without CUDA it
+# says so and exits 0. ARGS="--parts a,d", ARGS="--device cpu --tiny" (the logic on a CPU).
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.perf.gpu_check $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

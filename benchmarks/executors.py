@@ -2,7 +2,9 @@
 
 * :class:`SequentialExecutor` (default) runs in this process and writes each run as it ends.
 * :class:`PoolExecutor` (``--workers N``) uses N spawned processes; **each worker writes its own run** to the
-  store (SQLite WAL + busy timeout make concurrent writers safe on one machine).
+  store (SQLite WAL + busy timeout make concurrent writers safe on one machine). Workers are spawned, never
+  forked (a forked child of a process that initialised CUDA cannot use CUDA, and forking after torch started
+  its thread pools is unsafe); worker k runs on GPU k modulo the visible GPUs, else on the CPU.
 * :class:`RayExecutor` (``--backend ray``) submits one Ray task per run. It connects to ``RAY_ADDRESS`` when
   set, else starts a local instance. **The driver writes the store**: a task returns its RunRecord and the
   driver stores it, because cluster nodes need not share a filesystem and SQLite's WAL must not be used over
@@ -18,7 +20,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from benchmarks.runner import execute, finish, run_and_store
+import torch
+
+from benchmarks.runner import execute, finish
 from benchmarks.spec import RunSpec
 from benchmarks.store import Store
 
@@ -40,10 +44,32 @@ class SequentialExecutor:
                 yield spec.run_id, record.status, record.error
 
 
-def _init_worker(threads: int) -> None:
-    import torch
+_worker_slot = 0  # this worker's index among the pool's workers (set by _init_worker)
 
+
+def _init_worker(threads: int, slots) -> None:
+    """Pool initializer: take the next worker index from the shared counter ``slots``; set torch's threads."""
+    global _worker_slot
+    with slots.get_lock():
+        _worker_slot = slots.value
+        slots.value += 1
     torch.set_num_threads(threads)
+
+
+def worker_device(slot: int, gpu_count: int) -> torch.device:
+    """The device of worker ``slot``: the GPUs round-robin (``cuda:slot % gpu_count``), the CPU without GPUs."""
+    return torch.device("cuda", slot % gpu_count) if gpu_count > 0 else torch.device("cpu")
+
+
+def _run_in_worker(spec: RunSpec, out: str) -> Outcome:
+    """:func:`benchmarks.runner.run_and_store` on this worker's device."""
+    device = worker_device(_worker_slot, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # code that says just "cuda" lands on this worker's GPU too
+    record = execute(spec, Path(out), device=device)
+    with Store(Path(out) / "runs.sqlite") as store:
+        finish(record, store, Path(out))
+    return spec.run_id, record.status, record.error
 
 
 class PoolExecutor:
@@ -56,9 +82,10 @@ class PoolExecutor:
         """Submit every spec; yield outcomes in completion order."""
         threads = max(1, (os.cpu_count() or 1) // self.workers)  # don't oversubscribe the cores
         context = multiprocessing.get_context("spawn")
+        slots = context.Value("i", 0)
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(threads,)) as pool:
-            pending = {pool.submit(run_and_store, spec, str(out)) for spec in specs}
+                                 initargs=(threads, slots)) as pool:
+            pending = {pool.submit(_run_in_worker, spec, str(out)) for spec in specs}
             try:
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -7,6 +7,12 @@ the forward pass and uses the quantized tensors in the backward pass (grad_input
 grad_W = grad_out^T @ x_q), as the Stable-SPAM authors' QAT code does; master weights and gradients stay
 in full precision. :func:`quantize_model` swaps it in for a transformer's projection Linears.
 
+Under ``torch.autocast`` (the paper's 4-bit runs: a bf16 model with fake-quantized projections) a
+:class:`QuantLinear` computes as ``nn.Linear`` does there: the fake quantization runs in fp32 (the grid is
+exact), the quantized input and weight are then cast to the autocast dtype, both the forward and the
+backward matmuls run in that dtype, and the gradients come back in the dtypes of the input and of the
+(fp32) master weight.
+
 Formats (SPEC §2.1). Groups are runs of ``group_size`` consecutive elements of the flattened contiguous
 tensor, as in the authors' code: along the last dimension (input features of a weight, hidden features
 of an activation), spanning several rows when that dimension is shorter than the group. A tensor whose
@@ -35,6 +41,7 @@ per-group code has been seen to miscompile on this torch version.
 from __future__ import annotations
 
 import weakref
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -216,11 +223,15 @@ class _LastActivation:
     def __init__(self):
         self._source, self._key, self._value = None, None, None
 
-    def quantized(self, x: Tensor, fmt: str, group_size: int, outliers: int) -> Tensor:
-        key = (x._version, fmt, group_size, outliers)
+    def quantized(self, x: Tensor, fmt: str, group_size: int, outliers: int,
+                  dtype: torch.dtype | None = None) -> Tensor:
+        """``x`` fake-quantized as an activation (in fp32), then cast to ``dtype`` (None: ``x``'s dtype)."""
+        key = (x._version, fmt, group_size, outliers, dtype)
         if self._source is not None and self._source() is x and self._key == key:
             return self._value
         value = quantize_values(x, fmt, "activation", group_size, outliers)
+        if dtype is not None:
+            value = value.to(dtype)
         self._source, self._key, self._value = weakref.ref(x), key, value
         return value
 
@@ -229,28 +240,61 @@ _last_activation = _LastActivation()
 
 
 class _QuantLinearFunction(torch.autograd.Function):
-    """y = x_q @ W_q^T + b; backward uses the quantized tensors and returns full-precision gradients."""
+    """y = x_q @ W_q^T + b; backward uses the quantized tensors and returns full-precision gradients.
+
+    Outside autocast the matmuls run in the tensors' own dtypes. Under autocast they run in the autocast
+    dtype (x_q, W_q and b cast to it after the fp32 fake quantization), backward included, whatever autocast
+    state the backward pass itself runs under; grad_x, grad_W and grad_b are returned in the dtypes of x,
+    W and b (a bf16 grad_W of an fp32 master weight is cast up, as autocast's ``nn.Linear`` does).
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, fmt, group_size, outliers):
-        x_q = _last_activation.quantized(x, fmt, group_size, outliers)
+        ctx.grad_dtypes = (x.dtype, weight.dtype, bias.dtype if bias is not None else None)
+        compute = _QuantLinearFunction.autocast_dtype(x)
+        x_q = _last_activation.quantized(x, fmt, group_size, outliers, compute)
         w_q = quantize_values(weight, fmt, "weight", group_size, outliers)
+        if compute is not None:
+            w_q = w_q.to(compute)
+            bias = bias.to(compute) if bias is not None else None
         ctx.save_for_backward(x_q, w_q)
         ctx.has_bias = bias is not None
-        return F.linear(x_q, w_q, bias)
+        with _QuantLinearFunction.autocast_off(x.device.type):
+            return F.linear(x_q, w_q, bias)
 
     @staticmethod
     def backward(ctx, grad_out):
         x_q, w_q = ctx.saved_tensors
+        x_dtype, w_dtype, b_dtype = ctx.grad_dtypes
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grad_out @ w_q
-        flat_grad = grad_out.reshape(-1, grad_out.shape[-1])
-        if ctx.needs_input_grad[1]:
-            grad_w = flat_grad.t() @ x_q.reshape(-1, x_q.shape[-1])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = flat_grad.sum(0)
+        # A backward called inside an autocast region (gradient accumulation) must not re-cast these matmuls.
+        with _QuantLinearFunction.autocast_off(grad_out.device.type):
+            grad_out = grad_out.to(w_q.dtype)
+            if ctx.needs_input_grad[0]:
+                grad_x = (grad_out @ w_q).to(x_dtype)
+            flat_grad = grad_out.reshape(-1, grad_out.shape[-1])
+            if ctx.needs_input_grad[1]:
+                grad_w = (flat_grad.t() @ x_q.reshape(-1, x_q.shape[-1])).to(w_dtype)
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                grad_b = flat_grad.sum(0, dtype=torch.promote_types(flat_grad.dtype, torch.float32)).to(b_dtype)
         return grad_x, grad_w, grad_b, None, None, None
+
+    @staticmethod
+    def autocast_dtype(x: Tensor) -> torch.dtype | None:
+        """The dtype autocast would run a Linear on ``x`` in, or None when autocast is off for its device.
+
+        Like autocast itself, float64 inputs are left alone.
+        """
+        device = x.device.type
+        if (not torch.amp.is_autocast_available(device) or not torch.is_autocast_enabled(device)
+                or x.dtype == torch.float64):
+            return None
+        return torch.get_autocast_dtype(device)
+
+    @staticmethod
+    def autocast_off(device: str):
+        """A context turning autocast off on ``device`` (a no-op where autocast does not exist)."""
+        return torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else nullcontext()
 
 
 class QuantLinear(nn.Linear):
