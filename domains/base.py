@@ -8,7 +8,7 @@ its code; it receives a recipe name and hyper-parameters and builds the optimize
 Two kinds of domain fit this contract:
 
 * step-based supervised training (LLaMA, OLMoE, PatchTST, the noisy quadratic) reuses
-  :func:`domains.trainer.train`, which owns the loop, the LR schedule, telemetry, divergence detection,
+  :func:`domains.training.loop.train`, which owns the loop, the LR schedule, telemetry, divergence detection,
   checkpoint/resume and the progress bar;
 * libraries that own their loop (stable-baselines3) call the logger from their callbacks and raise
   :class:`Diverged` themselves.

@@ -21,7 +21,7 @@ To add your own domain, copy this file's shape:
 2. ``default_hparams(recipe, config)`` -- a learning rate that works, per recipe;
 3. ``studies()`` -- which recipes, LRs, config grids and seeds each named study runs;
 4. ``run(config, ctx)`` -- build the model and a deterministic ``batch_at(step)``, then hand everything to
-   :func:`domains.trainer.train` (which builds the optimizer from ``ctx``, logs, detects divergence and
+   :func:`domains.training.loop.train` (which builds the optimizer from ``ctx``, logs, detects divergence and
    checkpoints);
 5. one line in ``domains/__init__.py``'s registry (or ``domains.register`` from your own code).
 """
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.trainer import TrainLoop, train
+from domains.training.loop import TrainLoop, train
 
 
 @dataclass

@@ -34,7 +34,7 @@ from benchmarks.runner import execute, finish, seed_everything
 from benchmarks.spec import RunSpec
 from benchmarks.store import Store
 from domains.base import Domain, RunContext
-from domains.trainer import TrainLoop, lr_factor, train
+from domains.training.loop import TrainLoop, lr_factor, train
 
 
 @dataclass

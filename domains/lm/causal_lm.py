@@ -2,7 +2,7 @@
 
 * :func:`next_token_loss` -- cross-entropy of predicting token ``t+1`` from tokens ``<= t``;
 * :func:`accumulated_loss` -- the same over a batch processed in micro-batches (gradient accumulation),
-  in the shape :func:`domains.trainer.train` expects from a ``loss_fn``;
+  in the shape :func:`domains.training.loop.train` expects from a ``loss_fn``;
 * :func:`evaluate_lm` -- token-weighted validation loss and perplexity, split across data-parallel ranks.
 """
 

@@ -2,7 +2,7 @@
 
 What is trained: ``transformers.LlamaForCausalLM`` (RMSNorm, SwiGLU, RoPE) at the paper's sizes
 (60M..7B) or at small CPU sizes of the same family (``nano``, ``micro``, ``mini``), on the text pipeline
-of :mod:`domains.textdata` (offline Shakespeare corpus by default; C4 through the hub as in the paper).
+of :mod:`domains.lm.textdata` (offline Shakespeare corpus by default; C4 through the hub as in the paper).
 Metric: validation perplexity ``val_ppl`` = exp(token-weighted mean loss over a fixed held-out budget),
 lower is better.
 
@@ -24,11 +24,11 @@ from typing import Callable
 
 import torch
 
-from domains import quant
+from domains.lm import quant
 from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.llama_lm import accumulated_loss, evaluate_lm
-from domains.textdata import BPE, DATASETS, TextData
-from domains.trainer import TrainLoop, rank_and_world, train
+from domains.lm.causal_lm import accumulated_loss, evaluate_lm
+from domains.lm.textdata import BPE, DATASETS, TextData
+from domains.training.loop import TrainLoop, rank_and_world, train
 
 # hidden, intermediate, attention heads, layers (paper sizes from SPEC §2.1; CPU sizes keep the ~8/3 MLP ratio)
 SIZES = {
@@ -151,7 +151,7 @@ class LlamaDomain(Domain):
         return result
 
     def build_job(self, config: LlamaConfig, ctx: RunContext) -> "TrainingJob":
-        """Everything :func:`domains.trainer.train` needs for this run (data, model, loss, evaluation, loop).
+        """Everything :func:`domains.training.loop.train` needs for this run (data, model, loss, evaluation, loop).
 
         Under ``torch.distributed`` every rank feeds its slice of the global batch.
         """
@@ -179,7 +179,7 @@ class LlamaDomain(Domain):
 
 @dataclass
 class TrainingJob:
-    """The arguments of :func:`domains.trainer.train` for one run (also used by the perf scripts)."""
+    """The arguments of :func:`domains.training.loop.train` for one run (also used by the perf scripts)."""
 
     model: torch.nn.Module
     batch_at: Callable[[int], torch.Tensor]

@@ -15,9 +15,9 @@ import torch
 import domains
 import optimizers
 from domains.base import ConfigError, Diverged, RunContext
-from domains.mujoco_algos import build_model, gradient_updates, network_optimizers, resolve_settings
-from domains.mujoco_envs import Evaluator, MujocoWarning, make_train_env, mujoco_warnings_as_python_warnings
-from logger_support import DyingLogger, Killed, ListLogger
+from domains.mujoco.algos import build_model, gradient_updates, network_optimizers, resolve_settings
+from domains.mujoco.envs import Evaluator, MujocoWarning, make_train_env, mujoco_warnings_as_python_warnings
+from tests.support.loggers import DyingLogger, Killed, ListLogger
 
 # A few PPO rollouts of 128 steps, one epoch; evaluation at start and end only.
 TINY_PPO = dict(steps=256, n_steps=128, batch_size=64, n_epochs=1, eval_every=0, eval_episodes=2, curve_episodes=1)
@@ -195,7 +195,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, die_at, tmp_path, m
     """With a checkpoint at every rollout start, a run killed at ``die_at`` resumes from the step before: the
     records logged up to the checkpoint are kept (equal to an uninterrupted run's), the evaluation at step 0
     is not repeated, the run ends at its budget and the checkpoint files are removed."""
-    from domains import mujoco, mujoco_checkpoint
+    from domains.mujoco import checkpoint as mujoco_checkpoint, domain as mujoco
 
     monkeypatch.setattr(mujoco, "CHECKPOINT_SECONDS", 0.0)
     overrides = {**tiny, "env": "Hopper"}

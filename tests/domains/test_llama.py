@@ -8,10 +8,10 @@ import torch
 
 import domains
 from domains.base import ConfigError, RunContext
-from domains.llama import SIZES, build_model
+from domains.llama.domain import SIZES, build_model
 from domains.quant import PROJECTIONS, QuantLinear
-from domains.trainer import train
-from logger_support import ListLogger
+from domains.training.loop import train
+from tests.support.loggers import ListLogger
 
 
 @pytest.fixture(scope="module")

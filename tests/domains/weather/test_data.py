@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from domains.base import ConfigError
-from domains.weather_data import NYC_VARIABLES, load_frame, nycflights_csv, prepare
+from domains.weather.data import NYC_VARIABLES, load_frame, nycflights_csv, prepare
 
 CONTEXT, HORIZON = 96, 24
 

@@ -10,10 +10,10 @@ import domains
 from benchmarks.logger import BufferedRunLogger
 from domains.base import ConfigError, RunContext
 from domains.llama import LlamaConfig
-from domains.llama_lm import accumulated_loss, next_token_loss
-from domains.moe import SIZES, active_parameters, build_model, moe_loss, text_data
-from domains.moe_routing import RouterLoadMeter, expert_load, load_cv
-from domains.textdata import TextData
+from domains.lm.causal_lm import accumulated_loss, next_token_loss
+from domains.moe.domain import SIZES, active_parameters, build_model, moe_loss, text_data
+from domains.moe.routing import RouterLoadMeter, expert_load, load_cv
+from domains.lm.textdata import TextData
 
 
 @pytest.fixture(scope="module", autouse=True)

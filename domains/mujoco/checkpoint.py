@@ -29,7 +29,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from domains.trainer import save_atomically
+from domains.training.loop import save_atomically
 
 CHECKPOINT_SECONDS = 600.0  # wall time between two checkpoints of a run
 _RUNNING_STATS = ("obs_rms", "ret_rms")  # VecNormalize's RunningMeanStd attributes

