@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.training.loop import TrainLoop, train
+from domains.base import Domain, RunContext, StudySpec
+from domains.fields import at_least, check, rule, within
+from domains.training import TrainLoop, train
 
 
 @dataclass
@@ -88,19 +89,12 @@ class QuadraticDomain(Domain):
     _DEFAULT_LR = 3e-2
 
     def validate(self, config: QuadraticConfig) -> None:
-        """Reject values that make no problem (each check names its field)."""
-        checks = {
-            "dim": config.dim >= 1,
-            "condition_number": config.condition_number >= 1,
-            "noise_scale": config.noise_scale >= 0,
-            "noise_df": config.noise_df > 0,
-            "spike_prob": 0 <= config.spike_prob <= 1,
-            "spike_scale": config.spike_scale >= 0,
-            "steps": config.steps >= 1,
-        }
-        for field, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"quadratic: invalid {field} = {getattr(config, field)!r}")
+        """Reject values that make no problem (the message names the field)."""
+        check(self.name,
+              at_least(1, config, "dim", "condition_number", "steps"),
+              at_least(0, config, "noise_scale", "spike_scale", "warmup", "eval_every", "checkpoint_every"),
+              rule("noise_df", config.noise_df > 0, "must be > 0", config.noise_df),
+              within(0, 1, config, "spike_prob"))
 
     def default_hparams(self, recipe: str, config: QuadraticConfig) -> dict:
         """Only the LR: every other hyper-parameter keeps the recipe's own default."""
@@ -141,7 +135,7 @@ class QuadraticDomain(Domain):
             noisy = (noise.to(model.x.device) * model.x).sum()
             return model.value() + noisy - noisy.detach()
 
-        def evaluate(model: QuadraticModel) -> dict[str, float]:
+        def evaluate(model: QuadraticModel, step: int) -> dict[str, float]:
             return {"final_loss": float(model.value()), "distance": float(model.x.norm())}
 
         loop = TrainLoop(steps=config.steps, warmup=config.warmup, eval_every=config.eval_every,

@@ -84,7 +84,7 @@ class TinyLlamaDomain(Domain):
         model = build_model(config, ctx.seed)
         batches = make_batches(config, ctx.seed)
 
-        def evaluate(model):
+        def evaluate(model, step):
             return {"val_loss": float(lm_loss(model, batches[-1]))}
 
         return train(model, lambda step: batches[step], lm_loss, evaluate, TrainLoop(steps=config.steps), ctx)

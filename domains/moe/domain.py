@@ -3,8 +3,8 @@
 What is trained: ``transformers.OlmoeForCausalLM`` (top-k routed SwiGLU experts, QK-norm attention) at
 the paper's size, OLMoE-1B-7B (hidden 2048, 16 layers, 16 heads, 64 experts, top-8, expert
 intermediate 1024; BF16 autocast, 3000 steps, LR 1e-4 for every recipe, validation at 1000/2000/3000),
-or shrunk for CPUs (``nano``/``micro``/``mini``: 4-8 experts, top-2, hidden 64-128). Data: the llama
-domain's text pipeline (:class:`domains.lm.textdata.TextData`; offline Shakespeare by default, C4 with the
+or shrunk for CPUs (``nano``/``micro``/``mini``: 4-8 experts, top-2, hidden 64-128). Data: the
+text pipeline it shares with ``llama`` (:class:`domains.lm.textdata.TextData`; offline Shakespeare by default, C4 with the
 T5 tokenizer at the paper preset). Metric: ``val_loss``, the token-weighted next-token loss on the
 held-out budget (:func:`domains.lm.causal_lm.evaluate_lm`), lower is better; ``val_ppl`` alongside.
 
@@ -15,7 +15,7 @@ layer, :func:`domains.moe.routing.load_balancing_loss`) or ``transformers`` (the
 ``aux_loss``, which pools the layers before the product, transformers issue #28255). transformers' OLMoE
 has no router z-loss; :func:`domains.moe.routing.router_z_loss` adds it. With ``micro_batch_size`` set (the
 paper preset: 8 rows per rank) each rank's batch is run in micro-batches with gradient accumulation
-(:func:`domains.lm.causal_lm.accumulated_loss`); the router losses and telemetry are then per micro-batch, averaged.
+(the trainer's gradient accumulation); the router losses and telemetry are then per micro-batch, averaged.
 
 Telemetry, besides the trainer's: per step ``lm_loss``, ``aux_loss``, ``z_loss`` and the expert-load
 balance of the batch (``load_cv_mean``, ``load_cv_max``: coefficient of variation of the per-expert
@@ -29,13 +29,15 @@ from dataclasses import dataclass
 
 import torch
 
-from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.llama.domain import LlamaConfig, LlamaDomain, TrainingJob, lr_multiplier
-from domains.lm.causal_lm import accumulated_loss, evaluate_lm
+from domains.base import Domain, RunContext, StudySpec
+from domains.fields import at_least, check, one_of
+from domains.lm.causal_lm import evaluate_lm
+from domains.lm.config import LMConfig, lm_rules
+from domains.lm.hparams import lr_multiplier, stability_hparams
+from domains.lm.textdata import TextData
 from domains.moe.routing import (RouterLoadMeter, balance_summary, expert_load, load_balancing_loss, load_series,
                                  router_z_loss)
-from domains.lm.textdata import BPE, DATASETS, TextData
-from domains.training.loop import TrainLoop, rank_and_world, train
+from domains.training import TrainingJob, rank_and_world
 
 # hidden, expert intermediate, attention heads, layers, experts, experts per token. The CPU sizes keep
 # OLMoE's active MLP width (top_k x intermediate = 4 x hidden).
@@ -54,27 +56,18 @@ _CPU_LR = {"nano": 5e-3, "micro": 3e-3, "mini": 3e-3}
 
 
 @dataclass
-class MoeConfig:
-    """One OLMoE pretraining run (model size, precision, router losses, data, schedule, evaluation)."""
+class MoeConfig(LMConfig):
+    """One OLMoE pretraining run: the shared LM fields (:class:`domains.lm.config.LMConfig`, ``precision`` fp32 or
+    bf16) with this domain's defaults, and the router losses."""
 
-    size: str = "micro"  # a key of SIZES
-    precision: str = "fp32"  # fp32 or bf16 (autocast)
     balance_loss: str = "per_layer"  # per_layer (OLMoE's) or transformers (the model's pooled aux_loss)
     router_aux_loss_coef: float = 0.01  # load-balancing loss weight (OLMoE)
     router_z_loss_coef: float = 0.001  # router z-loss weight (OLMoE); 0 turns it off
-    dataset: str = "shakespeare"  # shakespeare (offline) or c4 (hub)
-    tokenizer: str = BPE  # "bpe": trained on the corpus; else a hub tokenizer name (t5-base)
-    vocab_size: int = 2048  # size of the trained BPE (a hub tokenizer brings its own)
+    vocab_size: int = 2048
     seq_len: int = 64
-    batch_size: int = 16  # global batch in sequences (split across data-parallel ranks)
-    micro_batch_size: int = 0  # gradient accumulation chunk per rank (0: the whole local batch)
     steps: int = 240
-    warmup: float = 0.1  # linear warm-up: fraction of steps (< 1) or a step count
-    min_lr_ratio: float = 0.1  # cosine decay to this fraction of the peak LR
-    eval_every: int = 80  # 0: evaluate at the end only
-    eval_tokens: int = 32768  # held-out validation budget in tokens
-    eval_batch_size: int = 32
-    checkpoint_every: int = 0
+    eval_every: int = 80
+    eval_tokens: int = 32768
 
 
 class MoeDomain(Domain):
@@ -105,31 +98,16 @@ class MoeDomain(Domain):
 
     def validate(self, config: MoeConfig) -> None:
         """Reject unknown names and impossible values (each message names the field)."""
-        choices = {"size": SIZES, "precision": PRECISIONS, "balance_loss": BALANCE_LOSSES, "dataset": DATASETS}
-        for field, allowed in choices.items():
-            if getattr(config, field) not in allowed:
-                raise ConfigError(f"moe: unknown {field} {getattr(config, field)!r} (choose from {', '.join(allowed)})")
-        for field in ("vocab_size", "seq_len", "batch_size", "steps", "eval_tokens", "eval_batch_size"):
-            if getattr(config, field) < 1:
-                raise ConfigError(f"moe: {field} must be >= 1, not {getattr(config, field)!r}")
-        if config.seq_len < 2:
-            raise ConfigError("moe: seq_len must be >= 2 (next-token prediction)")
-        for field in ("router_aux_loss_coef", "router_z_loss_coef", "micro_batch_size", "warmup", "eval_every",
-                      "checkpoint_every"):
-            if getattr(config, field) < 0:
-                raise ConfigError(f"moe: {field} must be >= 0, not {getattr(config, field)!r}")
-        if not 0 <= config.min_lr_ratio <= 1:
-            raise ConfigError(f"moe: min_lr_ratio must be in [0, 1], not {config.min_lr_ratio!r}")
-        if config.dataset == "c4" and config.tokenizer == BPE:
-            raise ConfigError("moe: dataset c4 needs a hub tokenizer (tokenizer=t5-base, as in the paper)")
+        check(self.name, lm_rules(config, SIZES, PRECISIONS), one_of(BALANCE_LOSSES, config, "balance_loss"),
+              at_least(0, config, "router_aux_loss_coef", "router_z_loss_coef"))
 
     def default_hparams(self, recipe: str, config: MoeConfig) -> dict:
-        """The llama domain's recipe settings for a 16-bit run of this length (Stable-SPAM's BF16 gammas
-        0.85/0.99999/0.999, ``total_T`` = steps, reset intervals scaled to the run), with this domain's LR
-        (1e-4 for every recipe at the paper size) and Adam-mini's model shape."""
-        hparams = LlamaDomain().default_hparams(recipe, LlamaConfig(precision=config.precision, steps=config.steps))
+        """This domain's LR (1e-4 for every recipe at the paper size), the LM domains' recipe settings for a
+        16-bit run of this length (:func:`domains.lm.hparams.stability_hparams`: Stable-SPAM's BF16 gammas
+        0.85/0.99999/0.999, ``total_T`` = steps, reset intervals scaled to the run) and Adam-mini's model shape."""
         base = recipe.split(":")[0]
-        hparams["lr"] = _CPU_LR[config.size] * lr_multiplier(base) if config.size in _CPU_LR else PAPER_LR
+        hparams = {"lr": _CPU_LR[config.size] * lr_multiplier(base) if config.size in _CPU_LR else PAPER_LR}
+        hparams.update(stability_hparams(recipe, low_bit=False, steps=config.steps))
         if base.startswith("adam_mini"):
             hidden, _, heads, *_ = SIZES[config.size]
             hparams.update(dim=hidden, n_heads=heads)
@@ -143,11 +121,10 @@ class MoeDomain(Domain):
 
     def run(self, config: MoeConfig, ctx: RunContext) -> dict[str, float]:
         """Pretrain from a seeded initialisation through the shared trainer; return val_loss and friends."""
-        job = self.build_job(config, ctx)
-        return train(job.model, job.batch_at, job.loss_fn, job.evaluate, job.loop, ctx)
+        return self.build_job(config, ctx).run(ctx)
 
     def build_job(self, config: MoeConfig, ctx: RunContext) -> TrainingJob:
-        """Everything :func:`domains.training.loop.train` needs for this run (data, model, loss, evaluation, loop)."""
+        """Everything :func:`domains.training.train` needs for this run (data, model, loss, evaluation, loop)."""
         rank, world = rank_and_world()
         data = text_data(config)
         model = build_model(config, data.vocab_size, ctx.seed)
@@ -157,31 +134,25 @@ class MoeDomain(Domain):
                             experts_per_token=top_k, precision=config.precision, val_tokens=data.val_tokens,
                             world_size=world, **data.info)
         routers = [layer.mlp.gate for layer in model.model.layers]
-        completed = {"steps": 0}  # the trainer evaluates right after a step, so the step an evaluation belongs to
 
         def batch_at(step: int) -> torch.Tensor:
-            completed["steps"] = step + 1
             return data.train_batch(step, config.batch_size, ctx.seed, rank, world).to(ctx.device)
 
         def loss_fn(net, ids: torch.Tensor):
-            return accumulated_loss(net, ids, config.micro_batch_size, loss_of=lambda m, rows: moe_loss(m, rows, config))
+            return moe_loss(net, ids, config)
 
-        def evaluate(net) -> dict[str, float]:
+        def evaluate(net, step: int) -> tuple[dict[str, float], dict[str, float]]:
+            """Validation loss and expert-load balance (metrics), the expert-load fractions (series)."""
             with RouterLoadMeter(routers, top_k) as meter:
                 values = evaluate_lm(net, data.val_batches(config.eval_batch_size), ctx.device)
             load = meter.load()
-            if rank == 0:
-                ctx.logger.log_eval(completed["steps"], load_series(load))
-            return {**values, **{key: float(value) for key, value in balance_summary(load).items()}}
+            return {**values, **{key: float(value) for key, value in balance_summary(load).items()}}, load_series(load)
 
-        loop = TrainLoop(steps=config.steps, warmup=config.warmup, min_lr_ratio=config.min_lr_ratio,
-                         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
-                         autocast_dtype=torch.bfloat16 if config.precision == "bf16" else None)
-        return TrainingJob(model, batch_at, loss_fn, evaluate, loop)
+        return TrainingJob(model, batch_at, loss_fn, evaluate, config.train_loop())
 
 
 def text_data(config: MoeConfig) -> TextData:
-    """The llama domain's text pipeline for this config (the same cached object for the same settings)."""
+    """The LM text pipeline (:mod:`domains.lm.textdata`) for this config (the same cached object for the same settings)."""
     return TextData.load(config.dataset, config.vocab_size, config.seq_len, config.eval_tokens, config.tokenizer)
 
 

@@ -1,26 +1,27 @@
-"""Checkpoints of a MuJoCo run, so that a killed run (hours at the paper's 1M SAC steps) resumes where it stopped.
+"""Checkpoints of a stable-baselines3 run (the :class:`domains.checkpoints.Checkpoint` protocol).
 
-A checkpoint of environment step N holds, in the run's ``ctx.workdir``:
+What is saved, through SB3's public API where it has one:
 
-* ``state.pt`` (``torch.load(weights_only=True)``): SB3's networks and every optimizer's state dict (the
-  recipe's, with its step counters; SAC's temperature Adam), SAC's temperature, SB3's counters
-  (``num_timesteps``, updates, episodes), VecNormalize's running statistics, and the run's own state handed
-  in by the domain (the records logged so far, the evaluation schedule, the time spent);
-* ``replay_N.pkl``: the replay buffer of an off-policy algorithm (SB3's ``save_replay_buffer``).
+* the model with ``model.save`` (a zip: parameters and optimizer states as ``.pth`` files, the algorithm's
+  attributes -- step counters included -- as JSON) and, off-policy, the replay buffer with
+  ``model.save_replay_buffer`` (SB3's own pickle, kept in the run's scratch folder);
+* VecNormalize's running statistics (the ``obs_rms`` / ``ret_rms`` arrays) and the run state, in ``state.pt``
+  (``torch.load(weights_only=True)``). ``VecNormalize.save`` would pickle the whole wrapper, so it is not used.
 
-``state.pt`` is replaced atomically and last, naming the step whose files are complete; older files are
-removed only after that, so a kill at any moment leaves a usable checkpoint. :class:`Checkpointer` saves at
-the start of a rollout (right after an update) once ``every_seconds`` of wall time have passed since the
-last save: time-based, because the cost of a run per step differs by orders of magnitude across presets.
+``state.pt`` is written last, atomically, and names the model and replay files of its step; older files are
+deleted after it. Loading uses ``BaseAlgorithm.load`` with every attribute SB3 stored as a pickle (spaces,
+schedules, the policy's keyword arguments with the recipe's class, the last observation, ...) supplied from
+the freshly built model instead (``custom_objects``), so no pickle from the checkpoint is ever loaded there.
 
-A resumed run goes on from step N with the RNGs reseeded from (seed, N) and the training environments
-reset: it is reproducible from the checkpoint, but not identical to a run that was never interrupted (SB3
-keeps no RNG state, and a MuJoCo episode in progress cannot be restored).
+A resumed run goes on from step N with the RNGs reseeded from (seed, N) and the training environments reset:
+it is reproducible from the checkpoint, but not identical to a run that was never interrupted (SB3 keeps no
+RNG state, and a MuJoCo episode in progress cannot be restored).
 """
 
 from __future__ import annotations
 
-import time
+import json
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,67 +30,71 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from domains.training.loop import save_atomically
+from domains.checkpoints import Cadence, save_atomically
 
-CHECKPOINT_SECONDS = 600.0  # wall time between two checkpoints of a run
 _RUNNING_STATS = ("obs_rms", "ret_rms")  # VecNormalize's RunningMeanStd attributes
+_PICKLED = ":serialized:"  # how SB3's data JSON marks an attribute it stored as a cloudpickle
 
 
-class RunCheckpoint:
-    """The checkpoint files of one run in ``folder``."""
+class SB3Checkpoint:
+    """The checkpoint files of one run in ``folder``, for ``model`` training on ``train_env``.
 
-    def __init__(self, folder: str | Path):
+    :meth:`restore` replaces :attr:`model` with the loaded one (SB3 loads into a new object).
+    """
+
+    def __init__(self, folder: str | Path, model: BaseAlgorithm, train_env: VecEnv, seed: int):
         self.folder = Path(folder)
         self.state_path = self.folder / "state.pt"
+        self.model, self.train_env, self.seed = model, train_env, seed
 
-    def save(self, model: BaseAlgorithm, train_env: VecEnv, run_state: dict[str, Any]) -> None:
-        """Write a checkpoint of ``model`` at its current step, with ``run_state`` (plain containers)."""
+    def save(self, step: int, run_state: dict[str, Any]) -> None:
+        """Write a checkpoint of the model at ``step`` (its ``num_timesteps``) with ``run_state``."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        step = int(model.num_timesteps)
+        model_file = f"model_{step}.zip"
+        self.model.save(self.folder / model_file)
         replay = None
-        if getattr(model, "replay_buffer", None) is not None:
+        if getattr(self.model, "replay_buffer", None) is not None:
             replay = f"replay_{step}.pkl"
-            model.save_replay_buffer(self.folder / replay)
-        _, variable_names = model._get_torch_save_params()
-        payload = {
-            "step": step,
-            "params": model.get_parameters(),
-            "variables": {name: getattr(model, name).detach().clone() for name in variable_names},
-            "counters": {"num_timesteps": step, "n_updates": int(getattr(model, "_n_updates", 0)),
-                         "episode_num": int(model._episode_num)},
-            "vec_normalize": _running_stats(train_env),
-            "replay": replay,
-            "run": run_state,
-        }
+            self.model.save_replay_buffer(self.folder / replay)
+        payload = {"step": step, "model": model_file, "replay": replay,
+                   "vec_normalize": _running_stats(self.train_env), "run": run_state}
         save_atomically(payload, self.state_path)
-        for path in self.folder.glob("replay_*.pkl"):
-            if path.name != replay:
+        for path in [*self.folder.glob("model_*.zip"), *self.folder.glob("replay_*.pkl")]:
+            if path.name not in (model_file, replay):
                 path.unlink()
 
-    def restore(self, model: BaseAlgorithm, train_env: VecEnv, seed: int) -> dict[str, Any] | None:
-        """Load the checkpoint into ``model`` (built as for a fresh run) and ``train_env``; returns the
-        payload (``step``, ``run``: the run state handed to :meth:`save`), or None when there is none."""
+    def restore(self) -> tuple[int, dict[str, Any]] | None:
+        """Load the checkpoint (model, replay buffer, VecNormalize statistics); ``(step, run_state)`` or None."""
         if not self.state_path.exists():
             return None
-        payload = torch.load(self.state_path, map_location=model.device, weights_only=True)
-        model.set_parameters(payload["params"], exact_match=True, device=model.device)
-        for name, value in payload["variables"].items():
-            getattr(model, name).data.copy_(value)  # in place: SAC's temperature Adam holds this tensor
-        counters = payload["counters"]
-        model.num_timesteps, model._episode_num = counters["num_timesteps"], counters["episode_num"]
-        if hasattr(model, "_n_updates"):
-            model._n_updates = counters["n_updates"]
+        payload = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        fresh = self.model
+        model_path = self.folder / payload["model"]
+        pickled = pickled_attributes(model_path)
+        missing = [name for name in pickled if not hasattr(fresh, name)]
+        if missing:  # an SB3 version that pickles more than this code knows how to supply
+            raise RuntimeError(f"cannot resume: the checkpoint pickles {', '.join(missing)}, which a new "
+                               f"{type(fresh).__name__} does not have")
+        replacements = {name: getattr(fresh, name) for name in pickled}
+        self.model = type(fresh).load(model_path, env=self.train_env, device=fresh.device,
+                                      custom_objects=replacements)
         if payload["replay"] is not None:
-            model.load_replay_buffer(self.folder / payload["replay"])
-        _load_running_stats(train_env, payload["vec_normalize"])
-        model._last_obs = None  # learn() resets the (new) training environments
-        model.set_random_seed(seed + payload["step"])
-        return payload
+            self.model.load_replay_buffer(self.folder / payload["replay"])
+        _load_running_stats(self.train_env, payload["vec_normalize"])
+        self.model.set_random_seed(self.seed + payload["step"])
+        return payload["step"], payload["run"]
 
     def remove(self) -> None:
         """Delete the checkpoint files (the run finished)."""
-        for path in [self.state_path, *self.folder.glob("replay_*.pkl")]:
+        for path in [self.state_path, *self.folder.glob("model_*.zip"), *self.folder.glob("replay_*.pkl")]:
             path.unlink(missing_ok=True)
+
+
+def pickled_attributes(model_zip: Path) -> list[str]:
+    """Names of the attributes SB3 stored as pickles in a ``model.save`` zip (read from its JSON, not unpickled)."""
+    with zipfile.ZipFile(model_zip) as archive:
+        data = json.loads(archive.read("data").decode())
+    return [name for name, value in data.items() if isinstance(value, dict) and _PICKLED in value]
 
 
 def _running_stats(env: VecEnv) -> dict[str, dict[str, torch.Tensor]]:
@@ -112,23 +117,17 @@ def _load_running_stats(env: VecEnv, saved: dict[str, dict[str, torch.Tensor]]) 
 
 
 class Checkpointer(BaseCallback):
-    """Calls ``save()`` at the start of a rollout once ``every_seconds`` have passed since the last call
-    (or since training started), except at or after ``budget`` (the run is about to finish)."""
+    """Calls ``save()`` at the start of a rollout when ``cadence`` says a checkpoint is due."""
 
-    def __init__(self, save: Callable[[], None], every_seconds: float, budget: int):
+    def __init__(self, save: Callable[[], None], cadence: Cadence):
         super().__init__()
         self.save = save
-        self.every_seconds = every_seconds
-        self.budget = budget
-        self._last = time.monotonic()
-
-    def _on_training_start(self) -> None:
-        self._last = time.monotonic()
+        self.cadence = cadence
 
     def _on_rollout_start(self) -> None:
-        if 0 < self.num_timesteps < self.budget and time.monotonic() - self._last >= self.every_seconds:
+        if self.cadence.due(self.num_timesteps):
             self.save()
-            self._last = time.monotonic()
+            self.cadence.saved(self.num_timesteps)
 
     def _on_step(self) -> bool:
         return True

@@ -11,8 +11,9 @@ SB3 owns the training loop, so this domain does not use :mod:`domains.training.l
   start states at every evaluation; at step 0, every ``eval_every`` environment steps with
   ``curve_episodes`` episodes, and at the end with ``eval_episodes`` episodes (the reported
   ``eval_return`` = the paper's final "test reward");
-* checkpoints (:mod:`domains.mujoco.checkpoint`): every 10 minutes of wall time into ``ctx.workdir``, from
-  which a killed run resumes (reproducibly from the checkpoint, not identically to an uninterrupted run).
+* checkpoints (:mod:`domains.mujoco.checkpoint`): every ``checkpoint_every`` environment steps (at the start of
+  the first rollout past each multiple) into ``ctx.workdir``, from which a killed run resumes (reproducibly
+  from the checkpoint, not identically to an uninterrupted run).
 
 Presets: ``smoke``/``quick``/``cpu`` run PPO (about 390 environment steps/s on a 2-core CPU, against
 about 30 for SAC) with the RL Zoo's MuJoCo settings; ``paper`` runs SAC for 1M steps with the zoo/SB3
@@ -41,10 +42,12 @@ from typing import Any, Callable, Iterator, Literal
 import torch
 
 import optimizers
-from domains.base import ConfigError, Diverged, Domain, RunContext, StudySpec
+from domains.base import Diverged, Domain, RunContext, StudySpec
+from domains.checkpoints import Cadence
+from domains.fields import at_least, check
 from domains.mujoco.algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
 from domains.mujoco.callbacks import EvaluationSchedule, Telemetry
-from domains.mujoco.checkpoint import CHECKPOINT_SECONDS, Checkpointer, RunCheckpoint
+from domains.mujoco.checkpoint import Checkpointer, SB3Checkpoint
 from domains.mujoco.envs import (Evaluator, eval_seed, frozen_observation_normalizer, make_train_env,
                                  mujoco_warnings_as_python_warnings)
 
@@ -83,6 +86,7 @@ class MujocoConfig:
     log_every: int = 1  # gradient updates (at least) per telemetry record
     n_envs: int = 1  # training environments, stepped in this process
     torch_threads: int = 1  # torch intra-op threads during the run (0: leave as is); see _torch_threads
+    checkpoint_every: int = 20_000  # environment steps between checkpoints (0: none); ~10 min of SAC on a CPU
     # shared
     gamma: float | None = None
     batch_size: int | None = None
@@ -132,17 +136,11 @@ class MujocoDomain(Domain):
     default_study = "rl"
 
     def validate(self, config: MujocoConfig) -> None:
-        """Reject non-positive counts and cadences (the field is named)."""
-        positive = ("steps", "eval_episodes", "curve_episodes", "log_every", "n_envs")
-        optional_positive = ("batch_size", "n_steps", "n_epochs", "buffer_size", "train_freq")
-        for name in positive + optional_positive:
-            value = getattr(config, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"mujoco: field {name!r} must be >= 1, got {value}")
-        for name in ("eval_every", "learning_starts", "torch_threads"):
-            value = getattr(config, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"mujoco: field {name!r} must be >= 0, got {value}")
+        """Reject non-positive counts and negative cadences (the message names the field)."""
+        check(self.name,
+              at_least(1, config, "steps", "eval_episodes", "curve_episodes", "log_every", "n_envs", "batch_size",
+                       "n_steps", "n_epochs", "buffer_size", "train_freq"),
+              at_least(0, config, "eval_every", "learning_starts", "torch_threads", "checkpoint_every"))
 
     def default_hparams(self, recipe: str, config: MujocoConfig) -> dict:
         """LR 3e-4 for Adam-based recipes (SB3/zoo), eps 1e-5 under PPO as SB3's Adam; Stable-SPAM's reset
@@ -151,7 +149,7 @@ class MujocoDomain(Domain):
 
         ``reset_interval`` = updates / 20 (the paper's LLaMA-130M ratio: 20k steps, ΔT 1000), clamped to
         [10, 1000] so a paper-scale run uses the paper's ΔT = 1000; updates are counted for the config's
-        ``steps`` (the engine passes a suite's budget in as ``steps``). ``total_T`` is None (no cosine decay of
+        ``steps`` (the budget field: the engine sets a suite's budget there). ``total_T`` is None (no cosine decay of
         β1/γ1): the authors used it only in their LLM runs, tied to their LR schedule's length, the paper
         gives no value for RL, and SB3 runs a constant LR.
         """
@@ -186,7 +184,7 @@ class MujocoDomain(Domain):
         than wall time on a shared machine), and ``env_steps``. Raises Diverged on a non-finite loss,
         parameter or return, or an action distribution SB3 cannot build from the parameters.
         """
-        steps = ctx.budget or config.steps
+        steps = config.steps
         settings = resolve_settings(config.algo, asdict(config))
         hparams = {**self.default_hparams(ctx.recipe, config), **ctx.hparams}
         ctx.logger.log_info(algo=config.algo, env=config.env, budget=steps, budget_unit=self.budget_unit,
@@ -211,6 +209,11 @@ def _train_and_evaluate(config: MujocoConfig, settings: dict, hparams: dict, ste
     optimizer_kwargs = {key: value for key, value in hparams.items() if key != "lr"}
     model = build_model(config.algo, settings, train_env, lr=hparams["lr"], seed=ctx.seed, device=ctx.device,
                         optimizer_class=optimizers.recipe_class(ctx.recipe), optimizer_kwargs=optimizer_kwargs)
+    checkpoint = SB3Checkpoint(ctx.workdir, model, train_env, ctx.seed) \
+        if ctx.workdir is not None and config.checkpoint_every else None
+    resumed = checkpoint.restore() if checkpoint is not None else None
+    if checkpoint is not None:
+        model = checkpoint.model  # SB3 loads a checkpoint into a new model object
     normalize = frozen_observation_normalizer(train_env)
 
     def policy(observations):
@@ -219,13 +222,13 @@ def _train_and_evaluate(config: MujocoConfig, settings: dict, hparams: dict, ste
     telemetry = Telemetry(ctx.logger, network_optimizers(model), LOSS_KEYS[config.algo], config.log_every)
     schedule = EvaluationSchedule(lambda episodes: evaluator.returns(policy, episodes), ctx.logger,
                                   config.eval_every, config.curve_episodes, steps)
-    checkpoint = RunCheckpoint(ctx.workdir) if ctx.workdir is not None else None
-    resumed = checkpoint.restore(model, train_env, ctx.seed) if checkpoint is not None else None
-    before = resumed["run"]["elapsed"] if resumed else {"seconds": 0.0, "cpu_seconds": 0.0}
+    before = {"seconds": 0.0, "cpu_seconds": 0.0}
     if resumed:
-        ctx.logger.restore(resumed["run"]["logger"])
-        schedule.restore(resumed["run"]["schedule"])
-        ctx.logger.log_info(resumed_from_step=resumed["step"])
+        step, run_state = resumed
+        ctx.logger.restore(run_state["logger"])
+        schedule.restore(run_state["schedule"])
+        before = run_state["elapsed"]
+        ctx.logger.log_info(resumed_from_step=step)
     clock, cpu_clock = time.perf_counter(), time.process_time()
 
     def elapsed() -> dict[str, float]:
@@ -233,10 +236,12 @@ def _train_and_evaluate(config: MujocoConfig, settings: dict, hparams: dict, ste
                 "cpu_seconds": before["cpu_seconds"] + time.process_time() - cpu_clock}
 
     def save() -> None:
-        checkpoint.save(model, train_env, {"logger": ctx.logger.snapshot(), "schedule": schedule.state(),
-                                           "elapsed": elapsed()})
+        checkpoint.save(model.num_timesteps, {"logger": ctx.logger.snapshot(), "schedule": schedule.state(),
+                                              "elapsed": elapsed()})
 
-    callbacks = [telemetry, schedule] + ([Checkpointer(save, CHECKPOINT_SECONDS, steps)] if checkpoint else [])
+    callbacks = [telemetry, schedule]
+    if checkpoint is not None:
+        callbacks.append(Checkpointer(save, Cadence(config.checkpoint_every, steps, last=model.num_timesteps)))
     with _invalid_distribution_is_divergence(lambda: model.num_timesteps):
         model.learn(total_timesteps=steps - model.num_timesteps, callback=callbacks, progress_bar=ctx.progress,
                     reset_num_timesteps=resumed is None)

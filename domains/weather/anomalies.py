@@ -12,16 +12,11 @@ run with the same seed, sees exactly the same anomalies whatever happened before
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from domains.training.rng import step_generator
+
 _ANOMALY_STREAM = 0xA70  # keeps these draws independent of any other (seed, step)-seeded stream
-
-
-def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
-    """A CPU generator determined by ``(seed, step, stream)`` alone (hashed by numpy's SeedSequence)."""
-    state = np.random.SeedSequence([seed % 2**63, step, stream]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def inject_anomalies(inputs: torch.Tensor, fraction: float, severity: float, scale: float | torch.Tensor,

@@ -32,8 +32,10 @@ from typing import Literal
 import torch
 
 from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.training.loop import TrainLoop, train
-from domains.weather.anomalies import inject_anomalies, step_generator
+from domains.fields import at_least, check, one_of, rule, within
+from domains.training import TrainLoop, train
+from domains.training.rng import step_generator
+from domains.weather.anomalies import inject_anomalies
 from domains.weather.data import ForecastData, WindowSet, load
 
 _SAMPLING_STREAM = 0x5A3  # window order; independent of the anomaly draws
@@ -96,26 +98,17 @@ class WeatherDomain(Domain):
 
     def validate(self, config: WeatherConfig) -> None:
         """Reject values PatchTST or the pipeline cannot take, naming the field."""
-        positive = ("context_length", "horizon", "patch_length", "patch_stride", "d_model", "layers", "heads",
-                    "ffn_dim", "batch_size", "steps")
-        for name in positive:
-            if getattr(config, name) < 1:
-                raise ConfigError(f"weather: {name} must be >= 1 (got {getattr(config, name)})")
-        checks = [
-            (config.patch_length < config.context_length, "patch_length must be smaller than context_length"),
-            (config.d_model % config.heads == 0, "heads must divide d_model"),
-            (0.0 <= config.dropout < 1.0, "dropout must be in [0, 1)"),
-            (0.0 <= config.anomaly_fraction <= 1.0, "anomaly_fraction must be in [0, 1]"),
-            (config.severity >= 0.0, "severity must be >= 0"),
-            (config.peak_lr > 0.0, "peak_lr must be > 0"),
-            (config.warmup >= 0.0, "warmup must be >= 0"),
-            (config.eval_every >= 0, "eval_every must be >= 0"),
-            (config.checkpoint_every >= 0, "checkpoint_every must be >= 0"),
-            (config.anomaly_max in ANOMALY_MAX, f"anomaly_max must be one of {', '.join(ANOMALY_MAX)}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"weather: {message}")
+        check(self.name,
+              at_least(1, config, "context_length", "horizon", "patch_length", "patch_stride", "d_model", "layers",
+                       "heads", "ffn_dim", "batch_size", "steps"),
+              rule("patch_length", config.patch_length < config.context_length, "must be smaller than context_length",
+                   config.patch_length),
+              rule("heads", config.d_model % config.heads == 0, "must divide d_model", config.heads),
+              rule("dropout", 0.0 <= config.dropout < 1.0, "must be in [0, 1)", config.dropout),
+              within(0, 1, config, "anomaly_fraction"),
+              at_least(0, config, "severity", "warmup", "eval_every", "checkpoint_every"),
+              rule("peak_lr", config.peak_lr > 0.0, "must be > 0", config.peak_lr),
+              one_of(ANOMALY_MAX, config, "anomaly_max"))
 
     def default_hparams(self, recipe: str, config: WeatherConfig) -> dict:
         """Hyper-parameters scaled to this run's length, set only where the recipe takes them.
@@ -168,7 +161,7 @@ class WeatherDomain(Domain):
         loop = TrainLoop(steps=config.steps, warmup=config.warmup, eval_every=config.eval_every,
                          checkpoint_every=config.checkpoint_every)
         result = train(model, batches, forecast_loss,
-                       lambda net: prefixed("val", forecast_errors(net, validation, ctx.device), keep=("mse",)),
+                       lambda net, step: prefixed("val", forecast_errors(net, validation, ctx.device), keep=("mse",)),
                        loop, ctx)
         scores = prefixed("test", forecast_errors(model, test, ctx.device))
         ctx.logger.log_eval(int(result["steps"]), scores)

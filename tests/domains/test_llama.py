@@ -10,7 +10,6 @@ import domains
 from domains.base import ConfigError, RunContext
 from domains.llama.domain import SIZES, build_model
 from domains.quant import PROJECTIONS, QuantLinear
-from domains.training.loop import train
 from tests.support.loggers import ListLogger
 
 
@@ -109,7 +108,7 @@ def test_int4_training_lowers_the_validation_loss(llama):
     ctx = _context(llama, "adam", config)
     job = llama.build_job(config, ctx)
     with torch.no_grad():
-        before = job.evaluate(job.model)["val_loss"]
-    after = train(job.model, job.batch_at, job.loss_fn, job.evaluate, job.loop, ctx)["val_loss"]
+        before = job.evaluate(job.model, 0)["val_loss"]
+    after = job.run(ctx)["val_loss"]
     assert before > math.log(1024) - 0.5  # an untrained model is near-uniform over the vocabulary
     assert after < before - 0.5

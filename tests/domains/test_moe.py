@@ -10,10 +10,11 @@ import domains
 from benchmarks.logger import BufferedRunLogger
 from domains.base import ConfigError, RunContext
 from domains.llama import LlamaConfig
-from domains.lm.causal_lm import accumulated_loss, next_token_loss
+from domains.lm.causal_lm import next_token_loss
+from domains.lm.textdata import TextData
 from domains.moe.domain import SIZES, active_parameters, build_model, moe_loss, text_data
 from domains.moe.routing import RouterLoadMeter, expert_load, load_cv
-from domains.lm.textdata import TextData
+from domains.training.accumulation import forward_backward
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -162,8 +163,8 @@ def test_micro_batches_give_the_mean_loss_telemetry_and_gradient_of_their_parts(
     expected.backward()
     gradients = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    loss, extras = accumulated_loss(model, batch, config.micro_batch_size, loss_of=lambda m, rows: moe_loss(m, rows, config))
-    loss.backward()
+    # the trainer's gradient accumulation over the domain's (pure) loss
+    loss, extras = forward_backward(model, lambda m, rows: moe_loss(m, rows, config), batch, config.micro_batch_size)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     for key in ("lm_loss", "aux_loss", "z_loss", "load_cv_mean"):
         assert extras[key].item() == pytest.approx((halves[0][1][key] + halves[1][1][key]).item() / 2, rel=1e-6), key

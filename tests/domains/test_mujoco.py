@@ -11,11 +11,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.save_util import load_from_zip_file
 
 import domains
 import optimizers
 from domains.base import ConfigError, Diverged, RunContext
 from domains.mujoco.algos import build_model, gradient_updates, network_optimizers, resolve_settings
+from domains.mujoco.checkpoint import SB3Checkpoint
 from domains.mujoco.envs import Evaluator, MujocoWarning, make_train_env, mujoco_warnings_as_python_warnings
 from tests.support.loggers import DyingLogger, Killed, ListLogger
 
@@ -191,14 +193,11 @@ def test_presets_studies_and_config_errors():
 
 
 @pytest.mark.parametrize("tiny, die_at", [(TINY_PPO, 256), (TINY_SAC, 40)], ids=["PPO", "SAC"])
-def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, die_at, tmp_path, monkeypatch):
-    """With a checkpoint at every rollout start, a run killed at ``die_at`` resumes from the step before: the
-    records logged up to the checkpoint are kept (equal to an uninterrupted run's), the evaluation at step 0
-    is not repeated, the run ends at its budget and the checkpoint files are removed."""
-    from domains.mujoco import checkpoint as mujoco_checkpoint, domain as mujoco
-
-    monkeypatch.setattr(mujoco, "CHECKPOINT_SECONDS", 0.0)
-    overrides = {**tiny, "env": "Hopper"}
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, die_at, tmp_path):
+    """With a checkpoint at every rollout start (``checkpoint_every`` 1), a run killed at ``die_at`` resumes from
+    the step before: the records logged up to the checkpoint are kept (equal to an uninterrupted run's), the
+    evaluation at step 0 is not repeated, the run ends at its budget and the checkpoint files are removed."""
+    overrides = {**tiny, "env": "Hopper", "checkpoint_every": 1}
     straight, straight_log = run_tiny(overrides, recipe="stable_spam", seed=1)
     with pytest.raises(Killed):
         domain = domains.get("mujoco")
@@ -210,8 +209,10 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, die_at, tmp_path, m
     kept = [step for step, _ in saved["run"]["logger"]["steps"]]
     assert saved["step"] < die_at and kept and kept[-1] <= saved["step"]
     # the recipe's own step counter went through the checkpoint: it equals the updates logged so far
+    _, params, _ = load_from_zip_file(tmp_path / saved["model"], load_data=False)
     primary = "policy.optimizer" if tiny is TINY_PPO else "critic.optimizer"
-    assert saved["params"][primary]["counters"]["step"] == sum(r["updates"] for _, r in saved["run"]["logger"]["steps"])
+    assert params[primary]["counters"]["step"] == sum(r["updates"] for _, r in saved["run"]["logger"]["steps"])
+    assert saved["model"] == f"model_{saved['step']}.zip"
     if tiny is TINY_SAC:
         assert saved["replay"] == f"replay_{saved['step']}.pkl" and (tmp_path / saved["replay"]).exists()
     else:
@@ -223,5 +224,5 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, die_at, tmp_path, m
     assert [step for step, _ in resumed_log.evals] == [0, tiny["steps"]]
     assert resumed_log.steps[:len(kept)] == straight_log.steps[:len(kept)]
     assert resumed_log.steps[-1][0] == tiny["steps"] and math.isfinite(resumed["eval_return"])
-    assert not (tmp_path / "state.pt").exists() and not list(tmp_path.glob("replay_*.pkl"))
-    assert mujoco_checkpoint.RunCheckpoint(tmp_path).restore(None, None, 0) is None  # nothing left to resume
+    assert not list(tmp_path.iterdir())  # state.pt, the model zip and the replay buffer are gone
+    assert SB3Checkpoint(tmp_path, None, None, 0).restore() is None  # nothing left to resume

@@ -59,7 +59,10 @@ def test_same_seed_same_numbers_other_seed_other_numbers():
 def test_gradient_spikes_show_in_the_gradient_norm_telemetry():
     _, spiky = train(spike_prob=0.03, spike_scale=1000.0, steps=400)
     _, calm = train(spike_prob=0.0, noise_df=1000.0, steps=400)
-    count = lambda logger: telemetry.spike_count(logger.curves()[("train", "grad_norm_before")].values)  # noqa: E731
+
+    def count(logger):
+        return telemetry.spike_count(logger.curves()[("train", "grad_norm_before")].values)
+
     assert count(spiky) >= 3 > count(calm)
 
 

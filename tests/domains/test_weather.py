@@ -28,7 +28,7 @@ def test_smoke_run_gives_a_finite_test_mse(recipe, severity):
 
 def test_config_errors_name_the_field():
     domain = domains.get("weather")
-    with pytest.raises(ConfigError, match="heads must divide d_model"):
+    with pytest.raises(ConfigError, match="'heads' must divide d_model"):
         domain.config("smoke", {"heads": "3"})
     with pytest.raises(ConfigError, match="anomaly_fraction"):
         domain.config("smoke", {"anomaly_fraction": "1.5"})
