@@ -14,16 +14,17 @@ The loss handed to the trainer has the *value* of the noiseless f(x) (so diverge
 losses) but the *gradient* ``h * x + xi`` (the noise enters through a term that is zero in value). The
 headline metric ``final_loss`` is the exact noiseless f(x) after training (lower is better).
 
-To add your own domain, copy this file's shape:
+To add your own domain, copy this file's shape (README, "Adding a domain", walks through it):
 
 1. a ``Config`` dataclass whose fields all have defaults, and ``presets`` overriding them for
-   ``smoke`` / ``quick`` / ``cpu`` / ``paper``;
-2. ``default_hparams(recipe, config)`` -- a learning rate that works, per recipe;
-3. ``studies()`` -- which recipes, LRs, config grids and seeds each named study runs;
-4. ``run(config, ctx)`` -- build the model and a deterministic ``batch_at(step)``, then hand everything to
-   :func:`domains.training.loop.train` (which builds the optimizer from ``ctx``, logs, detects divergence and
-   checkpoints);
-5. one line in ``domains/__init__.py``'s registry (or ``domains.register`` from your own code).
+   ``smoke`` / ``quick`` / ``cpu`` / ``paper``; ``steps`` is the run length (``Domain.budget_field``);
+2. ``validate(config)`` with :func:`domains.fields.check` (one message format for every domain);
+3. ``default_hparams(recipe, config)`` -- a learning rate that works, per recipe;
+4. ``studies()`` -- which recipes, LRs, config grids and seeds each named study runs;
+5. ``run(config, ctx)`` -- build the model, a deterministic ``batch_at(step)``, a pure ``loss_fn`` and
+   ``evaluate(model, step)``, then hand everything to :func:`domains.training.train` (which builds the
+   optimizer from ``ctx``, logs, detects divergence and checkpoints);
+6. one line in ``domains/__init__.py``'s registry (or ``domains.register`` from your own code).
 """
 
 from __future__ import annotations
