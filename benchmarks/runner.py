@@ -7,6 +7,7 @@ KeyboardInterrupt/SystemExit escape, leaving the run's checkpoint folder for the
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import random
@@ -75,9 +76,10 @@ def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.d
     try:
         seed_everything(spec.seed)
         config = domain.config(spec.preset, spec.overrides)
+        if spec.budget:  # the domain derives everything from its budget field
+            config = dataclasses.replace(config, **{domain.budget_field: spec.budget})
         ctx = RunContext(recipe=spec.recipe, hparams=dict(spec.hparams), seed=spec.seed, logger=logger,
-                         device=device, workdir=checkpoint_dir(out, spec.run_id), budget=spec.budget,
-                         progress=progress)
+                         device=device, workdir=checkpoint_dir(out, spec.run_id), progress=progress)
         metrics = domain.run(config, ctx)
         if domain.metric not in metrics:
             raise KeyError(f"domain {domain.name!r} returned no {domain.metric!r} (got {', '.join(metrics)})")

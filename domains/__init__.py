@@ -21,16 +21,17 @@ import importlib.util
 
 from domains.base import ConfigError, Diverged, Domain, RunContext, RunLogger, StudySpec
 
-__all__ = ["get", "available", "register", "Domain", "RunContext", "RunLogger", "Diverged", "ConfigError", "StudySpec"]
+__all__ = ["get", "available", "register", "unregister", "Domain", "RunContext", "RunLogger", "Diverged", "ConfigError", "StudySpec"]
 
-# name -> "module:Class" (built-ins, imported on first use) or an instance (registered by the user)
-_REGISTRY: dict[str, object] = {
+_BUILT_IN = {
     "quadratic": "domains.quadratic:QuadraticDomain",
     "llama": "domains.llama:LlamaDomain",
     "weather": "domains.weather:WeatherDomain",
     "mujoco": "domains.mujoco:MujocoDomain",
     "moe": "domains.moe:MoeDomain",
 }
+# name -> "module:Class" (built-ins, imported on first use) or an instance (registered by the user or loaded)
+_REGISTRY: dict[str, object] = dict(_BUILT_IN)
 
 
 def register(domain):
@@ -43,6 +44,14 @@ def register(domain):
         raise ValueError("a domain needs a non-empty string `name`")
     _REGISTRY[name] = instance
     return domain
+
+
+def unregister(name: str) -> None:
+    """Remove a domain registered with :func:`register` (built-in domains stay); unknown names are ignored."""
+    if name in _BUILT_IN:
+        _REGISTRY[name] = _BUILT_IN[name]
+    else:
+        _REGISTRY.pop(name, None)
 
 
 def available() -> list[str]:

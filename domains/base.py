@@ -8,7 +8,7 @@ its code; it receives a recipe name and hyper-parameters and builds the optimize
 Two kinds of domain fit this contract:
 
 * step-based supervised training (LLaMA, OLMoE, PatchTST, the noisy quadratic) reuses
-  :func:`domains.trainer.train`, which owns the loop, the LR schedule, telemetry, divergence detection,
+  :func:`domains.training.loop.train`, which owns the loop, the LR schedule, telemetry, divergence detection,
   checkpoint/resume and the progress bar;
 * libraries that own their loop (stable-baselines3) call the logger from their callbacks and raise
   :class:`Diverged` themselves.
@@ -18,15 +18,16 @@ Adding a domain = one file with a :class:`Domain` subclass + one call to ``domai
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Protocol
 
 import torch
+
+from domains.fields import ConfigError, coerce_field
+
+__all__ = ["PRESETS", "Diverged", "ConfigError", "RunLogger", "RunContext", "StudySpec", "Domain"]
 
 PRESETS = ("smoke", "quick", "cpu", "paper")
 
@@ -38,10 +39,6 @@ class Diverged(Exception):
         super().__init__(f"diverged at step {step}: {reason}")
         self.step = step
         self.reason = reason
-
-
-class ConfigError(ValueError):
-    """A domain configuration value is unknown or invalid (message names the field)."""
 
 
 class RunLogger(Protocol):
@@ -73,7 +70,6 @@ class RunContext:
     logger: RunLogger
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     workdir: Path | None = None  # per-run scratch folder; checkpoints live here (None: no checkpoints)
-    budget: int | None = None  # overrides the config's ``steps`` when given
     progress: bool = False  # show a progress bar
 
 
@@ -104,6 +100,9 @@ class Domain(ABC):
     higher_is_better: ClassVar[bool] = False
     Config: ClassVar[type]
     presets: ClassVar[Mapping[str, Mapping[str, Any]]]
+    # The run length: the config field that holds it and its unit. The engine applies a suite's budget by
+    # setting this field before calling run(); everything derived from the length follows it.
+    budget_field: ClassVar[str] = "steps"
     budget_unit: ClassVar[str] = "optimizer steps"
     default_study: ClassVar[str] = "main"  # what `run_all.py` runs for this domain when no --study is given
 
@@ -135,50 +134,3 @@ class Domain(ABC):
 
         Raise :class:`Diverged` when training diverged. Any other exception marks the run failed.
         """
-
-
-def coerce_field(config_cls: type, key: str, value: Any, where: str = "config") -> Any:
-    """Convert ``value`` (often a string from the command line) to the type of dataclass field ``key``."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    if key not in fields:
-        raise ConfigError(f"{where}: unknown config field {key!r} (known: {', '.join(sorted(fields))})")
-    hints = typing.get_type_hints(config_cls)
-    target = hints.get(key, type(value))
-    if not isinstance(value, str):
-        return value
-    try:
-        return _parse_as(target, value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: field {key!r} cannot take {value!r}: {exc}") from None
-
-
-def _parse_as(target: Any, text: str) -> Any:
-    origin = typing.get_origin(target)
-    args = [a for a in typing.get_args(target) if a is not type(None)]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if text.lower() in ("none", "null") and type(None) in typing.get_args(target):
-            return None
-        return _parse_as(args[0], text)
-    if origin is typing.Literal:
-        if text not in [str(a) for a in typing.get_args(target)]:
-            raise ValueError(f"expected one of {typing.get_args(target)}")
-        return next(a for a in typing.get_args(target) if str(a) == text)
-    if target is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError("expected true or false")
-    if target is int:
-        number = float(text)
-        if not number.is_integer():
-            raise ValueError("expected an integer")
-        return int(number)
-    if target is float:
-        number = float(text)
-        if math.isnan(number):
-            raise ValueError("NaN is not a valid value")
-        return number
-    if origin in (tuple, list):
-        return tuple(_parse_as(args[0], part) for part in text.split("/")) if args else tuple(text.split("/"))
-    return text

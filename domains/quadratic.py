@@ -14,16 +14,17 @@ The loss handed to the trainer has the *value* of the noiseless f(x) (so diverge
 losses) but the *gradient* ``h * x + xi`` (the noise enters through a term that is zero in value). The
 headline metric ``final_loss`` is the exact noiseless f(x) after training (lower is better).
 
-To add your own domain, copy this file's shape:
+To add your own domain, copy this file's shape (README, "Adding a domain", walks through it):
 
 1. a ``Config`` dataclass whose fields all have defaults, and ``presets`` overriding them for
-   ``smoke`` / ``quick`` / ``cpu`` / ``paper``;
-2. ``default_hparams(recipe, config)`` -- a learning rate that works, per recipe;
-3. ``studies()`` -- which recipes, LRs, config grids and seeds each named study runs;
-4. ``run(config, ctx)`` -- build the model and a deterministic ``batch_at(step)``, then hand everything to
-   :func:`domains.trainer.train` (which builds the optimizer from ``ctx``, logs, detects divergence and
-   checkpoints);
-5. one line in ``domains/__init__.py``'s registry (or ``domains.register`` from your own code).
+   ``smoke`` / ``quick`` / ``cpu`` / ``paper``; ``steps`` is the run length (``Domain.budget_field``);
+2. ``validate(config)`` with :func:`domains.fields.check` (one message format for every domain);
+3. ``default_hparams(recipe, config)`` -- a learning rate that works, per recipe;
+4. ``studies()`` -- which recipes, LRs, config grids and seeds each named study runs;
+5. ``run(config, ctx)`` -- build the model, a deterministic ``batch_at(step)``, a pure ``loss_fn`` and
+   ``evaluate(model, step)``, then hand everything to :func:`domains.training.train` (which builds the
+   optimizer from ``ctx``, logs, detects divergence and checkpoints);
+6. one line in ``domains/__init__.py``'s registry (or ``domains.register`` from your own code).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from domains.base import ConfigError, Domain, RunContext, StudySpec
-from domains.trainer import TrainLoop, train
+from domains.base import Domain, RunContext, StudySpec
+from domains.fields import at_least, check, rule, within
+from domains.training import TrainLoop, train
 
 
 @dataclass
@@ -88,19 +90,12 @@ class QuadraticDomain(Domain):
     _DEFAULT_LR = 3e-2
 
     def validate(self, config: QuadraticConfig) -> None:
-        """Reject values that make no problem (each check names its field)."""
-        checks = {
-            "dim": config.dim >= 1,
-            "condition_number": config.condition_number >= 1,
-            "noise_scale": config.noise_scale >= 0,
-            "noise_df": config.noise_df > 0,
-            "spike_prob": 0 <= config.spike_prob <= 1,
-            "spike_scale": config.spike_scale >= 0,
-            "steps": config.steps >= 1,
-        }
-        for field, ok in checks.items():
-            if not ok:
-                raise ConfigError(f"quadratic: invalid {field} = {getattr(config, field)!r}")
+        """Reject values that make no problem (the message names the field)."""
+        check(self.name,
+              at_least(1, config, "dim", "condition_number", "steps"),
+              at_least(0, config, "noise_scale", "spike_scale", "warmup", "eval_every", "checkpoint_every"),
+              rule("noise_df", config.noise_df > 0, "must be > 0", config.noise_df),
+              within(0, 1, config, "spike_prob"))
 
     def default_hparams(self, recipe: str, config: QuadraticConfig) -> dict:
         """Only the LR: every other hyper-parameter keeps the recipe's own default."""
@@ -141,7 +136,7 @@ class QuadraticDomain(Domain):
             noisy = (noise.to(model.x.device) * model.x).sum()
             return model.value() + noisy - noisy.detach()
 
-        def evaluate(model: QuadraticModel) -> dict[str, float]:
+        def evaluate(model: QuadraticModel, step: int) -> dict[str, float]:
             return {"final_loss": float(model.value()), "distance": float(model.x.norm())}
 
         loop = TrainLoop(steps=config.steps, warmup=config.warmup, eval_every=config.eval_every,

@@ -9,7 +9,7 @@ import pytest
 from benchmarks import claims, cli, plots, tables
 from benchmarks.frame import runs_frame
 from benchmarks.store import Curve, Store
-from test_engine_support import make_record, make_spec
+from tests.test_engine_support import make_record, make_spec
 
 # weather test MSE per (severity, recipe): three seeds each, chosen so Stable-SPAM's edge grows with severity
 WEATHER = {

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks.store import SCHEMA_VERSION, Store
-from test_engine_support import SERIES, make_record, make_spec, write_many
+from tests.test_engine_support import SERIES, make_record, make_spec, write_many
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -36,7 +36,7 @@ def train_parameters(overrides: dict, recipe: str = "adam", seed: int = 0,
     """Final parameters of a smoke-preset llama run with ``overrides`` (under DDP when initialised)."""
     import domains
     from domains.base import RunContext
-    from domains.trainer import train
+    from domains.training.loop import train
 
     domain = domains.get("llama")
     config = domain.config("smoke", overrides)

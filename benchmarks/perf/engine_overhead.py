@@ -34,7 +34,7 @@ from benchmarks.runner import execute, finish, seed_everything
 from benchmarks.spec import RunSpec
 from benchmarks.store import Store
 from domains.base import Domain, RunContext
-from domains.trainer import TrainLoop, lr_factor, train
+from domains.training.loop import TrainLoop, lr_factor, train
 
 
 @dataclass
@@ -84,7 +84,7 @@ class TinyLlamaDomain(Domain):
         model = build_model(config, ctx.seed)
         batches = make_batches(config, ctx.seed)
 
-        def evaluate(model):
+        def evaluate(model, step):
             return {"val_loss": float(lm_loss(model, batches[-1]))}
 
         return train(model, lambda step: batches[step], lm_loss, evaluate, TrainLoop(steps=config.steps), ctx)

@@ -31,8 +31,8 @@ import torch
 
 import domains
 from domains.base import RunContext
-from domains.mujoco_algos import build_model, resolve_settings
-from domains.mujoco_envs import make_train_env, mujoco_warnings_as_python_warnings
+from domains.mujoco.algos import build_model, resolve_settings
+from domains.mujoco.envs import make_train_env, mujoco_warnings_as_python_warnings
 
 # Small budgets that still contain several updates: 4 PPO rollouts; 300 SAC gradient updates.
 BENCH_OVERRIDES = {

@@ -1,0 +1,222 @@
+"""The ``llama`` domain: LLaMA pretraining in full precision and in simulated 2-8-bit QAT (SPEC §2.1).
+
+What is trained: ``transformers.LlamaForCausalLM`` (RMSNorm, SwiGLU, RoPE) at the paper's sizes
+(60M..7B) or at small CPU sizes of the same family (``nano``, ``micro``, ``mini``), on the text pipeline
+of :mod:`domains.lm.textdata` (offline Shakespeare corpus by default; C4 through the hub as in the paper).
+Metric: validation perplexity ``val_ppl`` = exp(token-weighted mean loss over a fixed held-out budget),
+lower is better.
+
+Precisions: ``fp32``; ``bf16`` (autocast; on CPU bf16 matmuls are ~15x slower than fp32 in torch, so
+the CPU presets use **fp32 as the 16-bit reference**); and quantization-aware training of the seven
+projection Linears with :func:`domains.quant.quantize_model` (``int2 int3 int4 int8 fp4_e1m2
+fp4_e1m2_ref mxfp4 nvfp4``; embeddings, lm_head and norms stay full precision).
+
+Optimizer hyper-parameters (``default_hparams``): the paper's values at the paper's sizes; at CPU sizes
+the LR is tuned for the small models and the momentum-reset interval is scaled to the run length
+(the paper resets every 1000 of 20k steps: ``reset_interval = max(25, steps/20)``; SPAM's 500-step
+interval and 150-step warm-up scale the same way).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from domains.base import Domain, RunContext, StudySpec
+from domains.fields import at_least, check
+from domains.lm import quant
+from domains.lm.causal_lm import evaluate_lm, next_token_loss
+from domains.lm.config import LMConfig, lm_rules
+from domains.lm.hparams import PAPER_STEPS, lr_multiplier, stability_hparams
+from domains.lm.textdata import TextData
+from domains.training import TrainingJob, rank_and_world
+
+# hidden, intermediate, attention heads, layers (paper sizes from SPEC §2.1; CPU sizes keep the ~8/3 MLP ratio)
+SIZES = {
+    "nano": (64, 172, 4, 2),
+    "micro": (128, 344, 4, 4),
+    "mini": (256, 688, 8, 4),
+    "60M": (512, 1376, 8, 8),
+    "130M": (768, 2048, 12, 12),
+    "350M": (1024, 2736, 16, 24),
+    "1B": (2048, 5461, 32, 24),
+    "7B": (4096, 11008, 32, 32),
+}
+CPU_SIZES = ("nano", "micro", "mini")
+PRECISIONS = ("fp32", "bf16", *quant.FORMATS)
+
+
+@dataclass
+class LlamaConfig(LMConfig):
+    """One LLaMA pretraining run (model size, precision, data, schedule, evaluation); the shared LM fields are
+    :class:`domains.lm.config.LMConfig`'s. ``precision``: fp32, bf16 (autocast) or a domains.lm.quant format (QAT)."""
+
+    group_size: int = 256  # quantization group (int and fp4_e1m2 formats)
+
+
+class LlamaDomain(Domain):
+    """LLaMA pretraining at full and low precision (metric: validation perplexity, lower is better)."""
+
+    name = "llama"
+    metric = "val_ppl"
+    higher_is_better = False
+    budget_unit = "optimizer steps"
+    Config = LlamaConfig
+    presets = {
+        # seconds per run: the tests' preset
+        "smoke": {"size": "nano", "vocab_size": 1024, "seq_len": 64, "batch_size": 8, "steps": 30,
+                  "eval_tokens": 4096},
+        # ~20-30 s per run on 2 CPU cores: run_all.py's default
+        "quick": {"size": "micro", "vocab_size": 2048, "seq_len": 64, "batch_size": 16, "steps": 250,
+                  "eval_tokens": 32768},
+        # ~30-60 s per run on 2 CPU cores: the committed studies
+        "cpu": {"size": "micro", "vocab_size": 4096, "seq_len": 128, "batch_size": 16, "steps": 200,
+                "eval_every": 100, "eval_tokens": 65536},
+        # the published setting (GPU): LLaMA-130M on C4 with the T5 tokenizer
+        "paper": {"size": "130M", "precision": "bf16", "dataset": "c4", "tokenizer": "t5-base", "vocab_size": 32000,
+                  "seq_len": 256, "batch_size": 512, "micro_batch_size": 64, "steps": PAPER_STEPS,
+                  "warmup": 2000, "min_lr_ratio": 0.1, "eval_every": 1000, "eval_tokens": 10_000_000,
+                  "eval_batch_size": 64, "checkpoint_every": 1000},
+    }
+
+    def validate(self, config: LlamaConfig) -> None:
+        """Reject unknown names and impossible sizes (each message names the field)."""
+        check(self.name, lm_rules(config, SIZES, PRECISIONS), at_least(1, config, "group_size"))
+
+    # --- optimizer hyper-parameters ---------------------------------------------------------------
+
+    def default_hparams(self, recipe: str, config: LlamaConfig) -> dict:
+        """LR per recipe and size; Stable-SPAM's gammas per precision; reset intervals per run length."""
+        hparams = {"lr": _peak_lr(recipe, config.size)}
+        hparams.update(stability_hparams(recipe, config.precision in quant.FORMATS, config.steps))
+        if recipe.startswith("adam_mini"):
+            hidden, _, heads, _ = SIZES[config.size]
+            hparams.update(dim=hidden, n_heads=heads)
+        return hparams
+
+    # --- studies ----------------------------------------------------------------------------------
+
+    def studies(self) -> dict[str, dict[str, StudySpec]]:
+        """The paper's LLaMA experiments (SPEC §3): main, lr_sweep, ablation, integration, low_bit, hparams."""
+        return llama_studies()
+
+    # --- one run ----------------------------------------------------------------------------------
+
+    def run(self, config: LlamaConfig, ctx: RunContext) -> dict[str, float]:
+        """Pretrain from a seeded initialisation through the shared trainer; return val_ppl and friends."""
+        result = self.build_job(config, ctx).run(ctx)
+        tokens = result["steps"] * config.batch_size * config.seq_len
+        result["tokens_per_second"] = tokens / result["seconds"] if result["seconds"] > 0 else float("nan")
+        ctx.logger.log_info(tokens_per_second=result["tokens_per_second"])
+        return result
+
+    def build_job(self, config: LlamaConfig, ctx: RunContext) -> TrainingJob:
+        """Everything :func:`domains.training.train` needs for this run (data, model, loss, evaluation, loop).
+
+        Under ``torch.distributed`` every rank feeds its slice of the global batch.
+        """
+        rank, world = rank_and_world()
+        data = TextData.load(config.dataset, config.vocab_size, config.seq_len, config.eval_tokens, config.tokenizer)
+        model = build_model(config, data.vocab_size, ctx.seed)
+        ctx.logger.log_info(parameters=sum(p.numel() for p in model.parameters()), hidden_size=SIZES[config.size][0],
+                            precision=config.precision, val_tokens=data.val_tokens, world_size=world,
+                            sixteen_bit_reference="bf16" if config.precision == "bf16" else "fp32", **data.info)
+
+        def batch_at(step: int) -> torch.Tensor:
+            return data.train_batch(step, config.batch_size, ctx.seed, rank, world).to(ctx.device)
+
+        def evaluate(net, step: int) -> dict[str, float]:
+            return evaluate_lm(net, data.val_batches(config.eval_batch_size), ctx.device)
+
+        return TrainingJob(model, batch_at, next_token_loss, evaluate, config.train_loop())
+
+
+def build_model(config: LlamaConfig, vocab_size: int, seed: int) -> torch.nn.Module:
+    """A freshly initialised LlamaForCausalLM of ``config.size``, QAT layers swapped in for low precision.
+
+    The initialisation draws from a forked RNG seeded with ``seed`` (same weights for the same seed,
+    whatever the caller did with the global RNG).
+    """
+    from transformers import LlamaConfig as HFLlamaConfig, LlamaForCausalLM
+
+    hidden, intermediate, heads, layers = SIZES[config.size]
+    hf_config = HFLlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
+                              num_attention_heads=heads, num_key_value_heads=heads, num_hidden_layers=layers,
+                              max_position_embeddings=config.seq_len, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                              use_cache=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(hf_config)
+    if config.precision in quant.FORMATS:
+        quant.quantize_model(model, config.precision, group_size=config.group_size)
+    return model
+
+
+def llama_studies() -> dict[str, dict[str, StudySpec]]:
+    """Study name -> preset -> StudySpec (recipes x config grid x LRs x seeds)."""
+    seeds = {"smoke": 1, "quick": 1, "cpu": 3, "paper": 1}
+    main = ("adam", "adam_clip", "adafactor", "spam", "stable_spam")
+    ablation = ("adam", "adam+moret", "adam+moret+adaclip", "adam+moret+adagn", "adam+moret+adagn+adaclip",
+                "adam+moret+adagn+spikeclip", "adam+moret+gradclip+adaclip")
+    integration = ("lion", "lion_stable", "adam_mini", "adam_mini_stable")
+    sweep_lrs = {"smoke": (1e-3, 1e-2), "quick": (1e-3, 3e-3, 1e-2), "cpu": (1e-3, 2e-3, 5e-3, 1e-2),
+                 "paper": (1e-4, 3e-4, 5e-4, 7e-4, 9e-4, 3e-3)}
+
+    def per_preset(make) -> dict[str, StudySpec]:
+        return {preset: make(preset) for preset in seeds}
+
+    def grid(preset: str, paper_size: str | None = None, **fields) -> dict:
+        if preset == "paper" and paper_size:
+            fields["size"] = (paper_size,)
+        return {key: tuple(values) for key, values in fields.items()}
+
+    return {
+        "main": per_preset(lambda p: StudySpec(
+            recipes=main + (("adam_mini",) if p in ("cpu", "paper") else ()),
+            grid=grid(p, precision=("int4", "fp4_e1m2", "fp32") if p != "paper" else ("int4", "fp4_e1m2", "bf16")),
+            only={"adam_mini": {"precision": ("fp32", "bf16")}},  # Adam-mini is in the paper's 16-bit table only
+            seeds=seeds[p])),
+        "lr_sweep": per_preset(lambda p: StudySpec(
+            recipes=("adam", "spam", "stable_spam"), lrs=sweep_lrs[p], seeds=seeds[p],
+            grid=grid(p, "60M", precision=("fp32", "int4") if p != "paper" else ("bf16", "int4")))),
+        "ablation": per_preset(lambda p: StudySpec(
+            recipes=ablation, seeds=seeds[p],
+            grid=grid(p, "60M", precision=("fp4_e1m2", "fp32") if p != "paper" else ("fp4_e1m2", "bf16")))),
+        "integration": per_preset(lambda p: StudySpec(
+            recipes=integration, seeds=seeds[p], grid=grid(p, "60M", precision=("int4", "fp4_e1m2")))),
+        "low_bit": per_preset(lambda p: StudySpec(
+            recipes=("adam", "stable_spam"), seeds=seeds[p], grid=grid(p, "60M", precision=("int2", "int3", "int4")))),
+        "hparams": per_preset(lambda p: StudySpec(
+            recipes=_one_at_a_time_sweep(p), seeds=seeds[p], grid=grid(p, "60M", precision=("fp4_e1m2",)))),
+    }
+
+
+def _one_at_a_time_sweep(preset: str) -> tuple[str, ...]:
+    """Stable-SPAM with one hyper-parameter moved at a time (paper Fig. 8), as ``recipe:key=value`` items.
+
+    The reset intervals are the paper's 250..5000 at the paper preset and the same fractions of the
+    run (1/80..1/4) at CPU presets.
+    """
+    steps = LlamaDomain.presets[preset]["steps"]
+    values = {
+        "gamma1": (0.5, 0.7, 0.9),
+        "gamma2": (0.8, 0.9, 0.999),
+        "gamma3": (0.9, 0.99, 0.999),
+        "reset_interval": tuple(sorted({max(5, round(steps * f)) for f in (1 / 80, 1 / 40, 1 / 20, 1 / 8, 1 / 4)})),
+    }
+    if preset == "smoke":
+        values = {key: options[:2] for key, options in values.items()}
+    return ("stable_spam",) + tuple(f"stable_spam:{key}={value:g}" for key, options in values.items() for value in options)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+# Peak LRs. Paper sizes: 1e-3 (60M/130M), 4e-4 (350M), 2e-4 (1B and up), the paper's Stable-SPAM LRs,
+# used for every Adam-like recipe. CPU sizes: tuned on the small models (see the module docstring).
+# Sign-based Lion takes a ~5x smaller LR than Adam, as its authors recommend (3-10x): lr_multiplier.
+_SIZE_LR = {"nano": 5e-3, "micro": 2e-3, "mini": 1.5e-3, "60M": 1e-3, "130M": 1e-3, "350M": 4e-4, "1B": 2e-4, "7B": 2e-4}
+
+
+def _peak_lr(recipe: str, size: str) -> float:
+    return _SIZE_LR[size] * lr_multiplier(recipe)

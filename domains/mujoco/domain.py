@@ -1,0 +1,302 @@
+"""The ``mujoco`` domain: reinforcement learning on gymnasium's MuJoCo v5 tasks with stable-baselines3.
+
+SB3 owns the training loop, so this domain does not use :mod:`domains.training.loop`; it plugs into SB3 instead:
+
+* the recipe under test, ``optimizers.recipe_class(ctx.recipe)`` with ``ctx.hparams``, replaces Adam in
+  every network (PPO's actor-critic; SAC's and TD3's actor and critics) through ``policy_kwargs``;
+  ``lr`` becomes the algorithm's constant ``learning_rate``. SAC's scalar entropy temperature keeps the
+  Adam that SB3 builds for it separately (``ent_coef_optimizer``): it is one scalar, not a network.
+* telemetry and divergence detection run in SB3 callbacks (:mod:`domains.mujoco.callbacks`);
+* evaluation (:mod:`domains.mujoco.envs`): separate environments, deterministic policy, the same seeded
+  start states at every evaluation; at step 0, every ``eval_every`` environment steps with
+  ``curve_episodes`` episodes, and at the end with ``eval_episodes`` episodes (the reported
+  ``eval_return`` = the paper's final "test reward");
+* checkpoints (:mod:`domains.mujoco.checkpoint`): every ``checkpoint_every`` environment steps (at the start of
+  the first rollout past each multiple) into ``ctx.workdir``, from which a killed run resumes (reproducibly
+  from the checkpoint, not identically to an uninterrupted run).
+
+Presets: ``smoke``/``quick``/``cpu`` run PPO (about 390 environment steps/s on a 2-core CPU, against
+about 30 for SAC) with the RL Zoo's MuJoCo settings; ``paper`` runs SAC for 1M steps with the zoo/SB3
+defaults. Every run logs ``algo``, ``env`` and ``budget`` so that tables name them. Two consequences of
+keeping the zoo's PPO settings: observations are normalised (VecNormalize; evaluation applies the training
+statistics, frozen), and PPO clips the global gradient norm at ``max_grad_norm`` = 0.5 *before* the
+optimizer's step, so under PPO the recipe sees clipped gradients (its ``grad_norm_before`` is <= 0.5);
+``--set mujoco.max_grad_norm=1e9`` turns that off. SAC and TD3 do not clip.
+
+Seeds: SB3's ``seed`` = the run's seed (python, numpy -- replay sampling, TD3's action noise --, torch,
+training environments seed .. seed + n_envs - 1); evaluation episodes are reset with their own seeds
+(:func:`domains.mujoco.envs.eval_seed`), the same at every evaluation of a run.
+
+Divergence: a non-finite loss, network parameter or evaluation return. There is no "loss grew k-fold"
+rule: RL critic losses grow legitimately as returns grow.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterator, Literal
+
+import torch
+
+import optimizers
+from domains.base import Diverged, Domain, RunContext, StudySpec
+from domains.checkpoints import Cadence
+from domains.fields import at_least, check
+from domains.mujoco.algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
+from domains.mujoco.callbacks import EvaluationSchedule, Telemetry
+from domains.mujoco.checkpoint import Checkpointer, SB3Checkpoint
+from domains.mujoco.envs import (Evaluator, eval_seed, frozen_observation_normalizer, make_train_env,
+                                 mujoco_warnings_as_python_warnings)
+
+ADAM_LR = 3e-4  # SB3's and the zoo's learning rate for PPO, SAC and TD3 on MuJoCo
+PPO_ADAM_EPS = 1e-5  # SB3's PPO builds its Adam with eps 1e-5 (from OpenAI baselines)
+
+# Recipes built on Adam's update (the LR above fits them); the others keep their own default LR.
+_ADAM_FAMILY = {"adam", "adamw", "adam_clip", "spam", "stable_spam", "stable_spam_ref", "adam_mini", "adam_mini_stable"}
+# Recipes with Stable-SPAM's momentum reset (MoRet, ``reset_interval``) and cosine momentum decay (``total_T``);
+# SPAM's own reset (with its 150-step warm-up after each) keeps its default interval.
+_MORET_RECIPES = {"stable_spam", "stable_spam_ref"}
+_RESETS_PER_RUN = 20  # the paper's LLaMA-130M setting: 20k steps, a reset every 1000
+_RESET_INTERVAL_RANGE = (10, 1000)  # at most the paper's ΔT, reached at paper scale
+
+
+def _is_adam_family(recipe: str) -> bool:
+    return recipe in _ADAM_FAMILY or recipe.startswith("adam+")
+
+
+def _has_moret(recipe: str) -> bool:
+    return recipe in _MORET_RECIPES or "+moret" in recipe
+
+
+@dataclass
+class MujocoConfig:
+    """One RL run. Algorithm hyper-parameters left at None take the algorithm's RL Zoo default
+    (:data:`domains.mujoco.algos.ALGO_DEFAULTS`); those of another algorithm than ``algo`` are ignored.
+    The resolved values are logged with the run (``log_info(algo_settings=...)``)."""
+
+    env: Literal["HalfCheetah", "Ant", "Hopper", "Walker2d"] = "HalfCheetah"
+    algo: Literal["SAC", "TD3", "PPO"] = "SAC"
+    steps: int = 1_000_000  # environment steps (PPO rounds up to whole rollouts)
+    eval_every: int = 10_000  # environment steps between evaluations on the curve; 0: start and end only
+    eval_episodes: int = 10  # episodes of the final evaluation
+    curve_episodes: int = 5  # episodes of each evaluation on the curve
+    log_every: int = 1  # gradient updates (at least) per telemetry record
+    n_envs: int = 1  # training environments, stepped in this process
+    torch_threads: int = 1  # torch intra-op threads during the run (0: leave as is); see _torch_threads
+    checkpoint_every: int = 20_000  # environment steps between checkpoints (0: none); ~10 min of SAC on a CPU
+    # shared
+    gamma: float | None = None
+    batch_size: int | None = None
+    normalize: bool | None = None  # VecNormalize observations and rewards (zoo: PPO only)
+    ent_coef: float | None = None  # PPO entropy bonus; SAC fixed temperature (None: learned, "auto")
+    # PPO
+    n_steps: int | None = None
+    n_epochs: int | None = None
+    gae_lambda: float | None = None
+    clip_range: float | None = None
+    vf_coef: float | None = None
+    max_grad_norm: float | None = None  # PPO clips the global gradient norm before optimizer.step()
+    # SAC / TD3
+    buffer_size: int | None = None
+    learning_starts: int | None = None
+    tau: float | None = None
+    train_freq: int | None = None
+    gradient_steps: int | None = None
+    action_noise_std: float | None = None  # TD3 Gaussian exploration noise
+
+
+_PPO_PRESET = dict(algo="PPO", curve_episodes=5, eval_episodes=10)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds per run: a few tiny rollouts, no evaluation between start and end
+    "smoke": dict(_PPO_PRESET, steps=1024, n_steps=512, n_epochs=2, eval_every=0, curve_episodes=2, eval_episodes=3),
+    # about 30-40 s per run on 2 CPU cores: 6 rollouts of 2048 steps
+    "quick": dict(_PPO_PRESET, steps=12_288, eval_every=4096),
+    # about 1-2 min per run: 16 rollouts
+    "cpu": dict(_PPO_PRESET, steps=32_768, eval_every=8192),
+    # the paper's scale: SAC, 1M steps, zoo/SB3 defaults; telemetry averaged over 100 updates
+    "paper": dict(algo="SAC", steps=1_000_000, eval_every=10_000, curve_episodes=5, eval_episodes=10, log_every=100),
+}
+
+_PAPER_ENVS = ("HalfCheetah", "Ant", "Hopper")
+
+
+class MujocoDomain(Domain):
+    """RL on MuJoCo (HalfCheetah, Ant, Hopper, Walker2d) with SB3's PPO, SAC or TD3; metric: final return."""
+
+    name = "mujoco"
+    metric = "eval_return"
+    higher_is_better = True
+    Config = MujocoConfig
+    presets = PRESETS
+    budget_unit = "environment steps"
+    default_study = "rl"
+
+    def validate(self, config: MujocoConfig) -> None:
+        """Reject non-positive counts and negative cadences (the message names the field)."""
+        check(self.name,
+              at_least(1, config, "steps", "eval_episodes", "curve_episodes", "log_every", "n_envs", "batch_size",
+                       "n_steps", "n_epochs", "buffer_size", "train_freq"),
+              at_least(0, config, "eval_every", "learning_starts", "torch_threads", "checkpoint_every"))
+
+    def default_hparams(self, recipe: str, config: MujocoConfig) -> dict:
+        """LR 3e-4 for Adam-based recipes (SB3/zoo), eps 1e-5 under PPO as SB3's Adam; Stable-SPAM's reset
+        interval (and its ablations') scaled to the run's gradient updates; everything else, and the LR of
+        non-Adam recipes (Lion, Adafactor), the recipe's own default.
+
+        ``reset_interval`` = updates / 20 (the paper's LLaMA-130M ratio: 20k steps, ΔT 1000), clamped to
+        [10, 1000] so a paper-scale run uses the paper's ΔT = 1000; updates are counted for the config's
+        ``steps`` (the budget field: the engine sets a suite's budget there). ``total_T`` is None (no cosine decay of
+        β1/γ1): the authors used it only in their LLM runs, tied to their LR schedule's length, the paper
+        gives no value for RL, and SB3 runs a constant LR.
+        """
+        hparams: dict[str, Any] = {}
+        if _is_adam_family(recipe):
+            hparams["lr"] = ADAM_LR
+            if config.algo == "PPO":
+                hparams["eps"] = PPO_ADAM_EPS
+        else:
+            hparams["lr"] = _recipe_default_lr(recipe)
+        if _has_moret(recipe):
+            settings = resolve_settings(config.algo, asdict(config))
+            updates = gradient_updates(config.algo, settings, config.steps, config.n_envs)
+            low, high = _RESET_INTERVAL_RANGE
+            hparams["reset_interval"] = min(high, max(low, updates // _RESETS_PER_RUN))
+            hparams["total_T"] = None
+        return hparams
+
+    def studies(self) -> dict[str, dict[str, StudySpec]]:
+        """``rl`` (paper §RL: Adam vs Stable-SPAM on the three paper tasks) and ``main``, the same."""
+        seeds = {"smoke": 1, "quick": 1, "cpu": 3, "paper": 5}
+        rl = {preset: StudySpec(recipes=("adam", "stable_spam"), grid={"env": _PAPER_ENVS}, seeds=n)
+              for preset, n in seeds.items()}
+        return {"rl": rl, "main": rl}
+
+    def run(self, config: MujocoConfig, ctx: RunContext) -> dict[str, float]:
+        """Train with SB3 and the recipe under test, evaluate, return the final metrics.
+
+        Returns ``eval_return`` (mean over ``eval_episodes`` deterministic episodes), ``eval_return_std``,
+        ``eval_auc`` (area under the evaluation curve / steps), ``env_steps_per_s`` (training only,
+        evaluation excluded), the same per second of process CPU time, ``env_steps_per_cpu_s`` (steadier
+        than wall time on a shared machine), and ``env_steps``. Raises Diverged on a non-finite loss,
+        parameter or return, or an action distribution SB3 cannot build from the parameters.
+        """
+        steps = config.steps
+        settings = resolve_settings(config.algo, asdict(config))
+        hparams = {**self.default_hparams(ctx.recipe, config), **ctx.hparams}
+        ctx.logger.log_info(algo=config.algo, env=config.env, budget=steps, budget_unit=self.budget_unit,
+                            algo_settings=settings, n_envs=config.n_envs, eval_every=config.eval_every,
+                            eval_episodes=config.eval_episodes, optimizer_hparams=hparams)
+        if config.algo == "SAC":
+            ctx.logger.log_info(temperature_optimizer="torch.optim.Adam (SB3's ent_coef_optimizer, not the recipe)")
+        with mujoco_warnings_as_python_warnings(), _torch_threads(config.torch_threads):
+            train_env = make_train_env(config.env, config.n_envs, settings["normalize"], settings["gamma"])
+            evaluator = Evaluator(config.env, max(config.eval_episodes, config.curve_episodes), eval_seed(ctx.seed))
+            try:
+                return _train_and_evaluate(config, settings, hparams, steps, ctx, train_env, evaluator)
+            finally:
+                evaluator.close()
+                train_env.close()
+
+
+def _train_and_evaluate(config: MujocoConfig, settings: dict, hparams: dict, steps: int, ctx: RunContext,
+                        train_env, evaluator: Evaluator) -> dict[str, float]:
+    """Build the SB3 model around the recipe (resuming from a checkpoint in ``ctx.workdir`` when there is
+    one), learn up to ``steps`` with the callbacks, evaluate at the end."""
+    optimizer_kwargs = {key: value for key, value in hparams.items() if key != "lr"}
+    model = build_model(config.algo, settings, train_env, lr=hparams["lr"], seed=ctx.seed, device=ctx.device,
+                        optimizer_class=optimizers.recipe_class(ctx.recipe), optimizer_kwargs=optimizer_kwargs)
+    checkpoint = SB3Checkpoint(ctx.workdir, model, train_env, ctx.seed) \
+        if ctx.workdir is not None and config.checkpoint_every else None
+    resumed = checkpoint.restore() if checkpoint is not None else None
+    if checkpoint is not None:
+        model = checkpoint.model  # SB3 loads a checkpoint into a new model object
+    normalize = frozen_observation_normalizer(train_env)
+
+    def policy(observations):
+        return model.predict(normalize(observations), deterministic=True)[0]
+
+    telemetry = Telemetry(ctx.logger, network_optimizers(model), LOSS_KEYS[config.algo], config.log_every)
+    schedule = EvaluationSchedule(lambda episodes: evaluator.returns(policy, episodes), ctx.logger,
+                                  config.eval_every, config.curve_episodes, steps)
+    before = {"seconds": 0.0, "cpu_seconds": 0.0}
+    if resumed:
+        step, run_state = resumed
+        ctx.logger.restore(run_state["logger"])
+        schedule.restore(run_state["schedule"])
+        before = run_state["elapsed"]
+        ctx.logger.log_info(resumed_from_step=step)
+    clock, cpu_clock = time.perf_counter(), time.process_time()
+
+    def elapsed() -> dict[str, float]:
+        return {"seconds": before["seconds"] + time.perf_counter() - clock,
+                "cpu_seconds": before["cpu_seconds"] + time.process_time() - cpu_clock}
+
+    def save() -> None:
+        checkpoint.save(model.num_timesteps, {"logger": ctx.logger.snapshot(), "schedule": schedule.state(),
+                                              "elapsed": elapsed()})
+
+    callbacks = [telemetry, schedule]
+    if checkpoint is not None:
+        callbacks.append(Checkpointer(save, Cadence(config.checkpoint_every, steps, last=model.num_timesteps)))
+    with _invalid_distribution_is_divergence(lambda: model.num_timesteps):
+        model.learn(total_timesteps=steps - model.num_timesteps, callback=callbacks, progress_bar=ctx.progress,
+                    reset_num_timesteps=resumed is None)
+        # training time = time so far minus the evaluations in it (not the final one, made after)
+        spent = elapsed()
+        train_seconds = spent["seconds"] - schedule.seconds
+        train_cpu_seconds = spent["cpu_seconds"] - schedule.cpu_seconds
+        final_mean, final_std = schedule.evaluate(model.num_timesteps, config.eval_episodes)
+    if checkpoint is not None:
+        checkpoint.remove()
+    return {"eval_return": final_mean, "eval_return_std": final_std, "eval_auc": schedule.area_under_curve(),
+            "env_steps_per_s": model.num_timesteps / train_seconds,
+            "env_steps_per_cpu_s": model.num_timesteps / train_cpu_seconds, "env_steps": float(model.num_timesteps)}
+
+
+@contextmanager
+def _invalid_distribution_is_divergence(current_step: Callable[[], int]) -> Iterator[None]:
+    """Turn torch.distributions' argument check failing inside SB3 into :class:`Diverged`.
+
+    Parameters can blow up between two telemetry records (inside one PPO ``train()``); the first forward
+    pass that builds the action distribution from them (e.g. a Normal whose scale ``exp(log_std)`` is 0
+    or inf, or whose mean is NaN) raises ValueError there. That is divergence, not a crash.
+    """
+    try:
+        yield
+    except ValueError as exc:
+        if not _raised_in(exc, os.path.join("torch", "distributions")):
+            raise
+        raise Diverged(current_step(), f"invalid action distribution: {str(exc).splitlines()[0]}") from exc
+
+
+def _raised_in(exc: BaseException, path_part: str) -> bool:
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and path_part in frame.tb_frame.f_code.co_filename
+
+
+def _recipe_default_lr(recipe: str) -> float:
+    """The LR the optimizer core documents as the recipe's default."""
+    return float(optimizers.get_recipe(recipe).defaults["lr"])
+
+
+@contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run with ``threads`` torch intra-op threads (0: unchanged), restoring the previous number after.
+
+    SB3's networks are tiny (64-256 units): a second thread gains nothing, and with more threads than
+    free cores OpenMP's spinning makes each layer ~100x slower (measured: 42 us vs 6.9 ms per forward
+    pass of a 17-64-64 MLP on 2 busy cores).
+    """
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
