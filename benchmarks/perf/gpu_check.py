@@ -138,7 +138,7 @@ class StepContender:
 
 def step_times(device: torch.device, tiny: bool) -> PartResult:
     """Part (a): interleaved step times and state bytes at each size."""
-    from domains.llama import SIZES
+    from domains.llama.domain import SIZES
 
     sizes, vocab, warmup, reps = (("nano", "micro"), 1024, 2, 3) if tiny else \
         (("60M", "130M", "350M"), PAPER_VOCAB, 20, 30)  # >= 20 warm-up steps: SPAM's spike clipping is on
@@ -183,7 +183,7 @@ def build_llama(size: str, vocab: int, seq_len: int, fmt: str | None, device: to
     """transformers' LlamaForCausalLM at ``size`` (domains.llama's table), QAT projections in ``fmt`` if given."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from domains.llama import SIZES
+    from domains.llama.domain import SIZES
     from domains.quant import quantize_model
 
     hidden, intermediate, heads, layers = SIZES[size]

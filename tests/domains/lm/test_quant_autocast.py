@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from domains.llama import LlamaConfig, build_model
+from domains.llama.domain import LlamaConfig, build_model
 from domains.quant import QuantLinear, quantize_values
 
 FORMATS = ("int4", "fp4_e1m2", "mxfp4", "nvfp4")
