@@ -29,7 +29,8 @@ def window_rows(data):
     """Row ranges ``(context rows, target rows)`` of every test window, from the split borders."""
     start, end = data.borders["test"]
     first_target = start + data.context
-    return [(range(t - data.context, t), range(t, t + data.horizon)) for t in range(first_target, end - data.horizon + 1)]
+    return [(range(t - data.context, t), range(t, t + data.horizon))
+            for t in range(first_target, end - data.horizon + 1)]
 
 
 def test_gating_baselines_match_loops_over_the_test_windows(weather, smoke):
