@@ -93,6 +93,12 @@ class Domain(ABC):
     Subclasses set ``name``, ``metric``, ``higher_is_better``, ``Config`` (a dataclass whose fields all
     have defaults) and ``presets`` (preset name -> field overrides for ``smoke``, ``quick``, ``cpu`` and
     ``paper``), and implement :meth:`run`.
+
+    **Regime gate.** A domain that implements :meth:`baselines` gets the suite's regime gate: the engine stores
+    the values with every run, and a cell counts as *in regime* only when its trained models beat the strongest
+    of the gating baselines (``gate_baselines``; None: all of them) by the suite's margin. A baseline is the
+    value of ``metric`` (same units, same direction) that a trivial predictor reaches on exactly the data
+    :meth:`run` scores the model on. A domain without baselines (the default, ``{}``) is "regime unknown".
     """
 
     name: ClassVar[str]
@@ -105,6 +111,9 @@ class Domain(ABC):
     budget_field: ClassVar[str] = "steps"
     budget_unit: ClassVar[str] = "optimizer steps"
     default_study: ClassVar[str] = "main"  # what `run_all.py` runs for this domain when no --study is given
+    # The names among baselines() that gate the regime (None: all of them). Reference points that are not
+    # trivial (e.g. a fitted linear forecaster) are returned by baselines() but left out here.
+    gate_baselines: ClassVar[tuple[str, ...] | None] = None
 
     def config(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None):
         """The preset's config with ``overrides`` applied; raises ConfigError naming a bad field or value."""
@@ -126,6 +135,17 @@ class Domain(ABC):
 
     def studies(self) -> Mapping[str, Mapping[str, StudySpec]]:
         """Named studies: study name -> preset name -> StudySpec. Default: none."""
+        return {}
+
+    def baselines(self, config, seed: int) -> dict[str, float]:
+        """Values of ``self.metric`` that trivial predictors reach on exactly this run's evaluation data.
+
+        Same units and direction as ``self.metric``, on the same validation/test data, windows, episodes and
+        reset seeds as :meth:`run` scores the model on; keys are short baseline names (``"bigram"``,
+        ``"persistence"``, ...). Deterministic in ``(config, seed)`` and cheap enough to call once per run and
+        again at report time (implementations cache within the process, keyed by what a value depends on).
+        Default: ``{}`` (regime unknown).
+        """
         return {}
 
     @abstractmethod

@@ -24,7 +24,9 @@ To add your own domain, copy this file's shape (README, "Adding a domain", walks
 5. ``run(config, ctx)`` -- build the model, a deterministic ``batch_at(step)``, a pure ``loss_fn`` and
    ``evaluate(model, step)``, then hand everything to :func:`domains.training.train` (which builds the
    optimizer from ``ctx``, logs, detects divergence and checkpoints);
-6. one line in ``domains/__init__.py``'s registry (or ``domains.register`` from your own code).
+6. ``baselines(config, seed)`` -- the metric that trivial predictors reach on the run's evaluation (here the
+   loss at initialisation): the regime gate, so a comparison is only graded where training got somewhere;
+7. one line in ``domains/__init__.py``'s registry (or ``domains.register`` from your own code).
 """
 
 from __future__ import annotations
@@ -114,12 +116,14 @@ class QuadraticDomain(Domain):
             "ablation": {p: StudySpec(recipes=ablation, seeds=n) for p, n in seeds.items()},
         }
 
+    def baselines(self, config: QuadraticConfig, seed: int) -> dict[str, float]:
+        """``initial``: f(x) at the seed's starting point, evaluated as the final metric is (gates the regime)."""
+        return {"initial": float(initial_model(config, seed).value().detach())}
+
     def run(self, config: QuadraticConfig, ctx: RunContext) -> dict[str, float]:
         """Train x from a seeded random start through the shared trainer; return ``final_loss``."""
-        curvatures = torch.logspace(-math.log10(config.condition_number), 0.0, config.dim, dtype=torch.float64)
-        init = torch.randn(config.dim, generator=torch.Generator().manual_seed(ctx.seed), dtype=torch.float64)
-        model = QuadraticModel(curvatures.float(), init.float())
-        noise_std = (config.noise_scale * curvatures.sqrt()).numpy()
+        model = initial_model(config, ctx.seed)
+        noise_std = (config.noise_scale * hessian_diagonal(config).sqrt()).numpy()
         ctx.logger.log_info(dim=config.dim, condition_number=config.condition_number,
                             initial_loss=float(model.value().detach()))
 
@@ -142,3 +146,14 @@ class QuadraticDomain(Domain):
         loop = TrainLoop(steps=config.steps, warmup=config.warmup, eval_every=config.eval_every,
                          checkpoint_every=config.checkpoint_every)
         return train(model, batch_at, loss_fn, evaluate, loop, ctx)
+
+
+def hessian_diagonal(config: QuadraticConfig) -> torch.Tensor:
+    """The diagonal Hessian ``h``: ``dim`` values log-spaced from 1/condition_number to 1 (float64)."""
+    return torch.logspace(-math.log10(config.condition_number), 0.0, config.dim, dtype=torch.float64)
+
+
+def initial_model(config: QuadraticConfig, seed: int) -> QuadraticModel:
+    """The model at its seeded starting point ``x ~ N(0, I)`` (the same for the same seed)."""
+    init = torch.randn(config.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return QuadraticModel(hessian_diagonal(config).float(), init.float())

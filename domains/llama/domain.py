@@ -26,6 +26,7 @@ import torch
 from domains.base import Domain, RunContext, StudySpec
 from domains.fields import at_least, check
 from domains.lm import quant
+from domains.lm.baselines import ngram_perplexity_baselines
 from domains.lm.causal_lm import evaluate_lm, next_token_loss
 from domains.lm.config import LMConfig, lm_rules
 from domains.lm.hparams import PAPER_STEPS, lr_multiplier, stability_hparams
@@ -100,6 +101,15 @@ class LlamaDomain(Domain):
     def studies(self) -> dict[str, dict[str, StudySpec]]:
         """The paper's LLaMA experiments (SPEC §3): main, lr_sweep, ablation, integration, low_bit, hparams."""
         return llama_studies()
+
+    # --- regime baselines ---------------------------------------------------------------------------
+
+    gate_baselines = ("unigram", "bigram")
+
+    def baselines(self, config: LlamaConfig, seed: int) -> dict[str, float]:
+        """Unigram and bigram perplexity counted on the training blocks, on the run's validation blocks
+        (:mod:`domains.lm.baselines`; the seed does not enter). ``{}`` for streamed C4."""
+        return ngram_perplexity_baselines(config)
 
     # --- one run ----------------------------------------------------------------------------------
 

@@ -216,6 +216,10 @@ class TextData:
         """The held-out validation blocks in fixed order, ``batch_size`` at a time."""
         yield from self.val_blocks.split(batch_size)
 
+    def training_blocks(self) -> torch.Tensor | None:
+        """Every block of the training split ``(n, seq_len)`` when it is held in memory; None for a stream (C4)."""
+        return self.source.blocks if isinstance(self.source, _InMemoryBlocks) else None
+
 
 _LOADED: dict[tuple, TextData] = {}
 

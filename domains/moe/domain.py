@@ -25,12 +25,14 @@ and the fractions themselves as eval series ``expert_load/L{layer}/E{expert}`` (
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from domains.base import Domain, RunContext, StudySpec
 from domains.fields import at_least, check, one_of
+from domains.lm.baselines import ngram_perplexity_baselines
 from domains.lm.causal_lm import evaluate_lm
 from domains.lm.config import LMConfig, lm_rules
 from domains.lm.hparams import lr_multiplier, stability_hparams
@@ -118,6 +120,13 @@ class MoeDomain(Domain):
         seeds = {"smoke": 1, "quick": 1, "cpu": 3, "paper": 3}
         study = {preset: StudySpec(recipes=("adam", "stable_spam"), seeds=n) for preset, n in seeds.items()}
         return {"moe": study, "main": study}
+
+    gate_baselines = ("unigram", "bigram")
+
+    def baselines(self, config: MoeConfig, seed: int) -> dict[str, float]:
+        """Unigram and bigram *log*-perplexity (nats per token, the unit of ``val_loss``) counted on the training
+        blocks, on the run's validation blocks (:mod:`domains.lm.baselines`). ``{}`` for streamed C4."""
+        return {name: math.log(ppl) for name, ppl in ngram_perplexity_baselines(config).items()}
 
     def run(self, config: MoeConfig, ctx: RunContext) -> dict[str, float]:
         """Pretrain from a seeded initialisation through the shared trainer; return val_loss and friends."""

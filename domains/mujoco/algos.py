@@ -73,9 +73,10 @@ def gradient_updates(algo: str, settings: Mapping[str, Any], steps: int, n_envs:
 
 
 def build_model(algo: str, settings: Mapping[str, Any], env: VecEnv, *, lr: float,
-                optimizer_class: type[torch.optim.Optimizer], optimizer_kwargs: Mapping[str, Any],
+                optimizer_class: type[torch.optim.Optimizer] | None, optimizer_kwargs: Mapping[str, Any],
                 seed: int, device: torch.device | str = "cpu") -> BaseAlgorithm:
-    """The SB3 model with ``optimizer_class`` in every network (policy and critics / value function).
+    """The SB3 model with ``optimizer_class`` in every network (policy and critics / value function);
+    ``None`` keeps SB3's own (for a model that is never trained, e.g. the untrained-policy baseline).
 
     ``lr`` is the algorithm's constant ``learning_rate``; SB3 hands it to each optimizer. ``seed`` seeds
     python, numpy (replay sampling, action noise), torch and the training environments' resets. SAC's
@@ -87,7 +88,8 @@ def build_model(algo: str, settings: Mapping[str, Any], env: VecEnv, *, lr: floa
     if "action_noise_std" in settings:
         n_actions = env.action_space.shape[-1]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n_actions), settings["action_noise_std"] * np.ones(n_actions))
-    policy_kwargs = dict(optimizer_class=optimizer_class, optimizer_kwargs=dict(optimizer_kwargs))
+    policy_kwargs = dict(optimizer_class=optimizer_class, optimizer_kwargs=dict(optimizer_kwargs)) \
+        if optimizer_class is not None else {}
     return ALGORITHMS[algo]("MlpPolicy", env, learning_rate=lr, policy_kwargs=policy_kwargs, seed=seed,
                             device=device, verbose=0, **kwargs)
 

@@ -39,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Literal
 
+import numpy as np
 import torch
 
 import optimizers
@@ -46,6 +47,7 @@ from domains.base import Diverged, Domain, RunContext, StudySpec
 from domains.checkpoints import Cadence
 from domains.fields import at_least, check
 from domains.mujoco.algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
+from domains.mujoco.baselines import random_policy_returns, untrained_policy_returns
 from domains.mujoco.callbacks import EvaluationSchedule, Telemetry
 from domains.mujoco.checkpoint import Checkpointer, SB3Checkpoint
 from domains.mujoco.envs import (Evaluator, eval_seed, frozen_observation_normalizer, make_train_env,
@@ -123,6 +125,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _PAPER_ENVS = ("HalfCheetah", "Ant", "Hopper")
 
+# Baseline returns by what they depend on (see MujocoDomain.baselines)
+_UNTRAINED: dict[tuple, float] = {}
+_RANDOM: dict[tuple, float] = {}
+
 
 class MujocoDomain(Domain):
     """RL on MuJoCo (HalfCheetah, Ant, Hopper, Walker2d) with SB3's PPO, SAC or TD3; metric: final return."""
@@ -174,6 +180,23 @@ class MujocoDomain(Domain):
         rl = {preset: StudySpec(recipes=("adam", "stable_spam"), grid={"env": _PAPER_ENVS}, seeds=n)
               for preset, n in seeds.items()}
         return {"rl": rl, "main": rl}
+
+    gate_baselines = ("untrained_policy", "random_policy")
+
+    def baselines(self, config: MujocoConfig, seed: int) -> dict[str, float]:
+        """Mean returns of the untrained and of a uniformly random policy over the run's final-evaluation
+        episodes (same count, same reset seeds; :mod:`domains.mujoco.baselines`). Both gate the regime."""
+        settings = resolve_settings(config.algo, asdict(config))
+        untrained_key = (config.env, config.algo, tuple(sorted(settings.items())), config.n_envs,
+                         config.eval_episodes, seed)
+        random_key = (config.env, config.eval_episodes, seed)
+        with mujoco_warnings_as_python_warnings(), _torch_threads(config.torch_threads):
+            if untrained_key not in _UNTRAINED:
+                _UNTRAINED[untrained_key] = float(np.mean(untrained_policy_returns(
+                    config.env, config.algo, settings, config.n_envs, config.eval_episodes, seed)))
+            if random_key not in _RANDOM:
+                _RANDOM[random_key] = float(np.mean(random_policy_returns(config.env, config.eval_episodes, seed)))
+        return {"untrained_policy": _UNTRAINED[untrained_key], "random_policy": _RANDOM[random_key]}
 
     def run(self, config: MujocoConfig, ctx: RunContext) -> dict[str, float]:
         """Train with SB3 and the recipe under test, evaluate, return the final metrics.

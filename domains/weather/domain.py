@@ -36,6 +36,7 @@ from domains.fields import at_least, check, one_of, rule, within
 from domains.training import TrainLoop, train
 from domains.training.rng import step_generator
 from domains.weather.anomalies import inject_anomalies
+from domains.weather.baselines import clean_baselines, linear_test_mse
 from domains.weather.data import ForecastData, WindowSet, load
 
 _SAMPLING_STREAM = 0x5A3  # window order; independent of the anomaly draws
@@ -147,6 +148,30 @@ class WeatherDomain(Domain):
                     for preset, n in seeds.items()}
         return {"severity": severity, "main": severity, "fraction": fraction}
 
+    gate_baselines = ("persistence", "training_mean")
+
+    def baselines(self, config: WeatherConfig, seed: int) -> dict[str, float]:
+        """Test MSEs of trivial forecasts on the run's test windows (:mod:`domains.weather.baselines`).
+
+        ``persistence`` and ``training_mean`` gate the regime; ``linear_clean`` (least squares on the clean
+        training windows) and ``linear_anomalous`` (on epoch 0 of this run's training batches, the run's
+        anomalies injected with its seed) are reference points. Without anomalies (S = 0 or A = 0) the
+        run's inputs are the clean windows, and ``linear_anomalous`` is ``linear_clean``.
+        """
+        clean_key = (config.data_path, config.context_length, config.horizon)
+        if clean_key not in _CLEAN_BASELINES:
+            _CLEAN_BASELINES[clean_key] = clean_baselines(load(*clean_key))
+        values = dict(_CLEAN_BASELINES[clean_key])
+        if config.severity == 0 or config.anomaly_fraction == 0:
+            return {**values, "linear_anomalous": values["linear_clean"]}
+        key = (*clean_key, config.batch_size, config.severity, config.anomaly_fraction, config.anomaly_max, seed)
+        if key not in _ANOMALOUS_LINEAR:
+            data = load(*clean_key)
+            batches = TrainingBatches(data.windows("train"), anomaly_scale(data, config.anomaly_max), config, seed,
+                                      torch.device("cpu"))
+            _ANOMALOUS_LINEAR[key] = linear_test_mse(data, (batches(step) for step in range(batches.per_epoch)))
+        return {**values, "linear_anomalous": _ANOMALOUS_LINEAR[key]}
+
     def run(self, config: WeatherConfig, ctx: RunContext) -> dict[str, float]:
         """Train PatchTST on anomalous training inputs; return clean test MSE/MAE (+ final val MSE)."""
         data = load(config.data_path, config.context_length, config.horizon)
@@ -166,6 +191,11 @@ class WeatherDomain(Domain):
         scores = prefixed("test", forecast_errors(model, test, ctx.device))
         ctx.logger.log_eval(int(result["steps"]), scores)
         return {**result, **scores}
+
+
+# Baseline values by what they depend on (data file, window shape; and for the anomalous fit the run's batches).
+_CLEAN_BASELINES: dict[tuple, dict[str, float]] = {}
+_ANOMALOUS_LINEAR: dict[tuple, float] = {}
 
 
 class TrainingBatches:

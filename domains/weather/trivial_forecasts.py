@@ -12,6 +12,8 @@ learned to forecast); the linear fits are reported as a reference point for what
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 
 RIDGE = 1e-6  # relative to the mean diagonal of X^T X: only guards an ill-conditioned solve
@@ -35,12 +37,23 @@ def mean_mse(channel_means: torch.Tensor, targets: torch.Tensor) -> float:
 def fit_linear(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Least-squares ``(W (context, horizon), b (horizon,))`` with ``targets[:, :, c] ~ inputs[:, :, c] @ W + b``
     over every window and channel."""
-    x = inputs.double().transpose(1, 2).reshape(-1, inputs.shape[1])  # (B*C, context)
-    y = targets.double().transpose(1, 2).reshape(-1, targets.shape[1])  # (B*C, horizon)
-    x1 = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
-    gram = x1.T @ x1
-    gram += RIDGE * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
-    solution = torch.linalg.solve(gram, x1.T @ y)
+    return fit_linear_batches([(inputs, targets)])
+
+
+def fit_linear_batches(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`fit_linear` over the union of ``(inputs, targets)`` batches, accumulating the normal equations
+    batch by batch (memory independent of the number of windows)."""
+    gram = cross = None
+    for inputs, targets in batches:
+        x = inputs.double().transpose(1, 2).reshape(-1, inputs.shape[1])  # (B*C, context)
+        y = targets.double().transpose(1, 2).reshape(-1, targets.shape[1])  # (B*C, horizon)
+        x1 = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+        gram = x1.T @ x1 if gram is None else gram + x1.T @ x1
+        cross = x1.T @ y if cross is None else cross + x1.T @ y
+    if gram is None:
+        raise ValueError("fit_linear_batches needs at least one batch")
+    gram = gram + RIDGE * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+    solution = torch.linalg.solve(gram, cross)
     return solution[:-1], solution[-1]
 
 

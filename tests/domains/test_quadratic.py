@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import domains
 import optimizers
@@ -77,3 +78,17 @@ def test_every_recipe_trains_at_its_default_learning_rate(recipe):
     metrics, logger = train(recipe, steps=100)
     assert np.isfinite(metrics["final_loss"])
     assert metrics["final_loss"] < logger.info["initial_loss"]
+
+
+def test_initial_loss_baseline_is_f_at_the_seeded_start_and_training_beats_it():
+    config = QUADRATIC.config("smoke")
+    h = np.logspace(-3.0, 0.0, 32)  # smoke: dim 32, condition number 1e3
+    x0 = torch.randn(32, generator=torch.Generator().manual_seed(5), dtype=torch.float64).numpy()
+    values = QUADRATIC.baselines(config, seed=5)
+    assert values == {"initial": pytest.approx(0.5 * np.sum(h * x0 ** 2), rel=1e-6)}  # float32 model
+    assert QUADRATIC.gate_baselines is None  # its one baseline gates
+    assert QUADRATIC.baselines(config, seed=5) == values and QUADRATIC.baselines(config, seed=6) != values
+    metrics, logger = train(seed=5)
+    assert logger.info["initial_loss"] == values["initial"]
+    assert metrics["final_loss"] < 0.5 * values["initial"]
+
