@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import domains
-from benchmarks.logger import BufferedRunLogger
+from benchmarks.running.run_logger import BufferedRunLogger
 from domains.base import ConfigError, RunContext
 from domains.llama import LlamaConfig
 from domains.llama_lm import accumulated_loss, next_token_loss

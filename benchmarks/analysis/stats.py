@@ -1,4 +1,4 @@
-"""The few statistics every output uses: cell summaries, bootstrap intervals, performance ratios."""
+"""The statistics every output and the claims audit use: cell summaries, bootstrap intervals, performance ratios."""
 
 from __future__ import annotations
 
@@ -29,21 +29,6 @@ def summarize(values) -> Summary:
     return Summary(float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else math.nan, len(x))
 
 
-@dataclass(frozen=True)
-class Difference:
-    """``mean(a) - mean(b)`` with a percentile-bootstrap confidence interval."""
-
-    diff: float
-    low: float
-    high: float
-    n_a: int
-    n_b: int
-
-    def text(self, fmt: str = ".4g") -> str:
-        """``-1.23 [95% CI -2.0, -0.5]``."""
-        return f"{self.diff:{fmt}} [{CONFIDENCE:.0%} CI {self.low:{fmt}}, {self.high:{fmt}}]"
-
-
 def bootstrap(groups, statistic, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
     """(statistic, CI low, CI high): ``statistic(*means)`` of the groups' means, with a percentile-bootstrap
     interval (each group resampled with replacement, fixed seed). The interval is NaN when a group has fewer
@@ -59,12 +44,6 @@ def bootstrap(groups, statistic, resamples: int = BOOTSTRAP_RESAMPLES, seed: int
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(statistic(*means), [tail, 100 - tail])
     return value, float(low), float(high)
-
-
-def bootstrap_diff(a, b, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> Difference:
-    """Difference of means ``a - b`` and its bootstrap CI (see :func:`bootstrap`)."""
-    diff, low, high = bootstrap([a, b], lambda x, y: x - y, resamples, seed)
-    return Difference(diff, low, high, len(a), len(b))
 
 
 def performance_ratio(values: dict[str, float], higher_is_better: bool) -> dict[str, float]:

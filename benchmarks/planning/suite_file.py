@@ -18,8 +18,8 @@ Example (``python run_all.py --suite my_suite.toml``)::
     [set.weather]                    # domain config fields; a list is a grid
     severity = [0, 2, 5]
 
-    [budget]                         # optimizer steps per run, per domain (default: the preset's)
-    quadratic = 200
+    [budget]                         # run length per domain, in the domain's budget unit (default: the
+    quadratic = 200                  # preset's); written into the config field the domain names (``steps``)
 
 Errors name the file and the key, on one line. Command-line flags given with ``--suite`` win over the file.
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.errors import BadInput
-from benchmarks.suites import (OptimizerItem, SuiteRequest, check_lrs, expand_hparam_grid, parse_optimizer_item,
-                               parse_value)
+from benchmarks.planning.request import (OptimizerItem, SuiteRequest, check_lrs, expand_hparam_grid,
+                                         parse_optimizer_item, parse_value)
 
 KEYS = ("preset", "study", "domains", "seeds", "lrs", "optimizers", "optimizer", "set", "budget")
 _FIELD_KEYS = {"preset": "preset", "studies": "study", "domains": "domains", "seeds": "seeds", "lrs": "lrs",
@@ -79,7 +79,7 @@ def load_suite_file(path: str | Path) -> tuple[SuiteRequest, set[str]]:
         given.add("sets")
     if "budget" in data:
         table = _expect(data["budget"], dict, where, "budget")
-        request.budgets = {domain: _expect(v, int, where, f"budget.{domain}") for domain, v in table.items()}
+        request.budgets = {domain: _positive(v, where, f"budget.{domain}") for domain, v in table.items()}
         given.add("budgets")
     request.origins = {name: f"{where}: {key}" for name, key in _FIELD_KEYS.items() if name in given}
     return request, given
@@ -110,6 +110,12 @@ def _expect(value: Any, kind, where: str, key: str) -> Any:
         names = " or ".join({int: "an integer", float: "a number", str: "a string", dict: "a table",
                              list: "a list"}[k] for k in kinds)
         raise BadInput(f"{where}: key {key!r} must be {names}, got {value!r}")
+    return value
+
+
+def _positive(value: Any, where: str, key: str) -> int:
+    if _expect(value, int, where, key) < 1:
+        raise BadInput(f"{where}: key {key!r} must be at least 1, got {value!r}")
     return value
 
 

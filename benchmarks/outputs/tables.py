@@ -20,8 +20,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from benchmarks.frame import StudyGroup, file_stem, flat_frame, study_groups
-from benchmarks.stats import summarize
+from benchmarks.analysis.frame import StudyGroup, file_stem, flat_frame, study_groups
+from benchmarks.analysis.stats import summarize
 from benchmarks.store import Store
 
 CHECKPOINTS = 3

@@ -16,8 +16,10 @@ from typing import Any, Mapping
 class RunSpec:
     """Everything that defines one run, plus the labels it is reported under.
 
-    ``config`` is the domain's fully resolved config as plain JSON values; ``overrides`` are the fields this
-    suite set on top of the preset (the grid point), from which a worker rebuilds the config object.
+    ``config`` is the domain's resolved config at the grid point as plain JSON values, before a budget is
+    applied; ``budget`` is the run length a suite asked for (None: the config's own), which the engine writes
+    into the domain's ``budget_field``; ``overrides`` are the fields set on top of the preset (the grid point,
+    and the budget field when a budget is given), from which a worker rebuilds the config the run uses.
     ``hparams`` are the complete keyword arguments of ``optimizers.build`` (``lr`` included); ``variant`` is a
     short label of the hyper-parameters that differ from the domain's defaults for the recipe (``lr`` excluded;
     ``""`` for the default recipe). ``studies`` only labels the run: a run requested by two studies is the same

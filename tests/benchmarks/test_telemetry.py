@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from benchmarks import telemetry
+from benchmarks.analysis import telemetry
 
 
 def _flat_noisy(n=600, seed=0):

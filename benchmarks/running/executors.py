@@ -18,8 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from benchmarks.runner import execute, finish, run_and_store
-from benchmarks.spec import RunSpec
+from benchmarks.planning.run_spec import RunSpec
+from benchmarks.running.runner import execute, finish, run_and_store
 from benchmarks.store import Store
 
 Outcome = tuple[str, str, "str | None"]
@@ -80,7 +80,7 @@ class RayExecutor:
         """Submit every spec as a task; store each returned record as it arrives."""
         import ray
 
-        repo_root = str(Path(__file__).resolve().parent.parent)
+        repo_root = str(Path(__file__).resolve().parents[2])
         started_here = not ray.is_initialized()
         if started_here:
             if os.environ.get("RAY_ADDRESS"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (
     "torch", "transformers", "numpy", "pandas", "tokenizers", "datasets", "stable-baselines3", "gymnasium",
     "mujoco", "lion-pytorch", "adam-mini", "ray",

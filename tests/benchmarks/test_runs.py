@@ -1,4 +1,5 @@
-"""Running suites end to end: outputs, resume, divergence, failures, process pool, SIGKILL and Ray."""
+"""Running plans end to end through `benchmarks.run_plan`: outputs, resume, divergence, failures, budgets,
+process pool and Ray; and the command line killed with SIGKILL half-way."""
 
 import os
 import signal
@@ -12,17 +13,25 @@ from pathlib import Path
 import pytest
 
 import domains
-from benchmarks import cli
+from benchmarks import SuiteRequest, run_plan
+from benchmarks.planning.request import parse_optimizers
 from benchmarks.store import Store
 from domains.base import Domain, StudySpec
+from tests.benchmarks.support import registered
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SMOKE = ["--preset", "smoke", "--domains", "quadratic"]
 
 
+def quadratic(**fields) -> SuiteRequest:
+    """A smoke request on the quadratic domain; ``optimizers`` given as ``--optimizers`` text."""
+    if "optimizers" in fields:
+        fields["optimizers"] = parse_optimizers(fields["optimizers"])
+    return SuiteRequest(preset="smoke", domains=("quadratic",), **fields)
+
+
 @pytest.fixture
-def out(tmp_path, monkeypatch):
-    monkeypatch.setenv("SSB_RESULTS_ROOT", str(tmp_path))
+def out(tmp_path):
     return tmp_path / "results"
 
 
@@ -36,10 +45,11 @@ def stored(out: Path) -> list[dict]:
         return store.runs()
 
 
-def test_a_smoke_suite_on_a_process_pool_writes_every_output_and_resumes_without_rework(out, capsys):
-    argv = SMOKE + ["--optimizers", "adam,stable_spam", "--seeds", "2", "--workers", "2", "--out", str(out)]
-    assert cli.main(argv) == 0
+def test_a_smoke_suite_on_a_process_pool_writes_every_output_and_resumes_without_rework(out):
+    request = quadratic(optimizers="adam,stable_spam", seeds=2)
+    result = run_plan(request, out, workers=2)
     runs = stored(out)
+    assert sorted(r["run_id"] for r in result.rows) == sorted(r["run_id"] for r in runs)
     assert len(runs) == 4 and {r["status"] for r in runs} == {"finished"}
     assert {(r["recipe"], r["seed"]) for r in runs} == {("adam", 0), ("adam", 1), ("stable_spam", 0), ("stable_spam", 1)}
     for name in ("runs.sqlite", "runs.csv", "runs.parquet", "report.md", "tables/main_quadratic.md",
@@ -51,15 +61,17 @@ def test_a_smoke_suite_on_a_process_pool_writes_every_output_and_resumes_without
         curve = store.curve(runs[0]["run_id"], "train", "loss")
         env = store.environment(runs[0]["run_id"])
     assert len(curve.steps) == 200 and env["torch"] and env["python"] and env["device"] == "cpu"
-    assert "4 finished, 0 diverged, 0 failed" in capsys.readouterr().out
+    assert result.counts == {"finished": 4, "diverged": 0, "failed": 0} and result.already_stored == 0
+    assert {r["budget"] for r in runs} == {200}  # the run length each run used, the config's steps
 
-    assert cli.main(argv) == 0  # again: nothing new runs, nothing changes
-    assert "4 already stored, 0 to run" in capsys.readouterr().err
+    again = run_plan(request, out, workers=2)  # nothing new runs, nothing changes
+    assert again.already_stored == 4 and again.counts["finished"] == 4
     assert [(r["run_id"], r["finished_at"]) for r in stored(out)] == [(r["run_id"], r["finished_at"]) for r in runs]
 
 
-def test_divergence_is_recorded_and_the_suite_exits_0(out):
-    assert cli.main(SMOKE + ["--optimizers", "adam:lr=1e6,adam", "--out", str(out), "--no-outputs"]) == 0
+def test_divergence_is_recorded_and_the_suite_goes_on(out):
+    result = run_plan(quadratic(optimizers="adam:lr=1e6,adam"), out, outputs=False)
+    assert result.counts == {"finished": 1, "diverged": 1, "failed": 0} and not (out / "report.md").exists()
     by_lr = {r["lr"]: r for r in stored(out)}
     assert by_lr[1e6]["status"] == "diverged" and by_lr[1e6]["diverged_step"] >= 0
     assert by_lr[1e6]["metric_value"] is None and "initial" in by_lr[1e6]["error"]
@@ -91,18 +103,24 @@ class FlakyDomain(Domain):
         return {"score": 0.5}
 
 
-def test_a_crashing_run_is_recorded_as_failed_and_can_be_retried(out, capsys):
-    domains.register(FlakyDomain)
-    argv = ["--preset", "smoke", "--domains", "flaky_test_domain", "--out", str(out)]
-    assert cli.main(argv + ["--no-outputs"]) == 0
+@pytest.fixture
+def flaky(monkeypatch):
+    monkeypatch.setattr(FlakyDomain, "broken", True)
+    with registered(FlakyDomain) as domain:
+        yield domain
+
+
+def test_a_crashing_run_is_recorded_as_failed_and_can_be_retried(out, flaky):
+    request = SuiteRequest(preset="smoke", domains=("flaky_test_domain",))
+    result = run_plan(request, out, outputs=False)
     (run,) = stored(out)
     assert run["status"] == "failed" and run["error"] == "RuntimeError: simulated crash second line"
     assert "Traceback" in run["traceback"] and "simulated crash" in run["traceback"]
-    assert "1 failed" in capsys.readouterr().out
+    assert result.counts["failed"] == 1 and result.failed[0]["run_id"] == run["run_id"]
     FlakyDomain.broken = False
-    assert cli.main(argv + ["--no-outputs"]) == 0  # failed runs are skipped without --retry-failed
+    assert run_plan(request, out, outputs=False).already_stored == 1  # failed runs are skipped without retry
     assert stored(out)[0]["status"] == "failed"
-    assert cli.main(argv + ["--retry-failed"]) == 0
+    run_plan(request, out, retry_failed=True)
     (run,) = stored(out)
     assert run["status"] == "finished" and run["metric_value"] == 0.5 and run["error"] is None
     assert "Failed runs" not in (out / "report.md").read_text()
@@ -142,8 +160,25 @@ def test_a_suite_killed_half_way_resumes_and_runs_everything_once(tmp_path):
 def test_the_ray_backend_runs_quadratic_runs_on_a_local_instance(out, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    argv = SMOKE + ["--optimizers", "adam", "--seeds", "2", "--backend", "ray", "--workers", "1", "--out", str(out),
-                    "--no-outputs"]  # one CPU: one Ray worker process runs both tasks
-    assert cli.main(argv) == 0
+    # one CPU: one Ray worker process runs both tasks
+    run_plan(quadratic(optimizers="adam", seeds=2), out, backend="ray", workers=1, outputs=False)
     runs = stored(out)
     assert len(runs) == 2 and {r["status"] for r in runs} == {"finished"}
+
+
+def test_a_budget_is_the_run_length_the_domain_sees_and_the_store_records(out):
+    """A suite budget goes into the config's budget field: the run trains that many steps, the store holds the
+    config it ran with and the budget; the run id is the one a budget always had (config without it + budget)."""
+    result = run_plan(quadratic(optimizers="adam", budgets={"quadratic": 37}), out, outputs=False)
+    (spec,) = result.plan.specs
+    assert spec.budget == 37 and spec.config["steps"] == 200 and spec.overrides == {"steps": 37}
+    (run,) = stored(out)
+    assert run["status"] == "finished" and run["budget"] == 37 and run["config"]["steps"] == 37
+    with Store(out / "runs.sqlite") as store:
+        loss = store.curve(run["run_id"], "train", "loss")
+    assert loss.steps.tolist() == list(range(37))
+
+
+def test_a_dry_run_plans_and_writes_nothing(out):
+    result = run_plan(quadratic(seeds=2), out, dry_run=True)
+    assert len(result.plan.specs) == 8 and result.rows == [] and not out.exists()

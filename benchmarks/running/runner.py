@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 import domains
-from benchmarks.environment import environment
-from benchmarks.logger import BufferedRunLogger
-from benchmarks.spec import RunSpec, to_jsonable
+from benchmarks.planning.expansion import budget_field
+from benchmarks.planning.run_spec import RunSpec, to_jsonable
+from benchmarks.running.environment import environment
+from benchmarks.running.run_logger import BufferedRunLogger
 from benchmarks.store import RunRecord, Store
 from domains.base import Diverged, Domain, RunContext
 
@@ -70,14 +71,16 @@ def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.d
         spec=spec, status="failed", metric=domain.metric, higher_is_better=domain.higher_is_better,
         budget_unit=domain.budget_unit, environment=environment(device),
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        budget=spec.budget if spec.budget is not None else spec.config.get(budget_field(domain)),
     )
     clock = time.perf_counter()
     try:
         seed_everything(spec.seed)
-        config = domain.config(spec.preset, spec.overrides)
+        config = domain.config(spec.preset, spec.overrides)  # the budget, if any, is one of the overrides
+        record.config = to_jsonable(config)
+        record.budget = getattr(config, budget_field(domain), None)  # None: a domain without a run length
         ctx = RunContext(recipe=spec.recipe, hparams=dict(spec.hparams), seed=spec.seed, logger=logger,
-                         device=device, workdir=checkpoint_dir(out, spec.run_id), budget=spec.budget,
-                         progress=progress)
+                         device=device, workdir=checkpoint_dir(out, spec.run_id), progress=progress)
         metrics = domain.run(config, ctx)
         if domain.metric not in metrics:
             raise KeyError(f"domain {domain.name!r} returned no {domain.metric!r} (got {', '.join(metrics)})")

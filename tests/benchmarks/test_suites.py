@@ -4,16 +4,21 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from benchmarks import cli
 from benchmarks.errors import BadInput
-from benchmarks.suite_file import load_suite_file
-from benchmarks.suites import SuiteRequest, expand, parse_optimizers, parse_sets, validate_recipes
+from benchmarks.planning import SuiteRequest, expand
+from benchmarks.planning.recipe_check import validate_recipes
+from benchmarks.planning.request import expand_hparam_grid, parse_optimizers, parse_sets
+from benchmarks.planning.suite_file import load_suite_file
+from domains.base import Domain, StudySpec
+from tests.benchmarks.support import registered
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def plan(**fields):
@@ -57,7 +62,7 @@ def test_run_ids_are_stable_and_ignore_the_study_label():
     assert explicit.run_id == main_adam.run_id
     assert plan(seeds=2)[1].run_id != main_adam.run_id
     # the same id in a fresh interpreter (no dependence on hash randomisation)
-    code = ("import json,sys; from benchmarks.spec import RunSpec; d=json.loads(sys.argv[1]); "
+    code = ("import json,sys; from benchmarks.planning import RunSpec; d=json.loads(sys.argv[1]); "
             "print(RunSpec(**{**d, 'studies': tuple(d['studies'])}).run_id)")
     fields = {k: getattr(main_adam, k) for k in ("domain", "preset", "config", "overrides", "recipe", "hparams",
                                                   "seed", "budget", "variant", "studies")}
@@ -138,6 +143,7 @@ def test_a_suite_file_declares_the_same_things(tmp_path):
     ('preset = "smoke"\ndomains = ["quadratic"]\noptimizers = ["adamx"]\n', "optimizer 1 adamx"),
     ('preset = "smoke"\ndomains = ["quadratic"]\n[set.quadratic]\ndimm = 3\n', "unknown config field 'dimm'"),
     ('preset = "smoke\n', "malformed TOML"),
+    ('preset = "smoke"\ndomains = ["quadratic"]\n[budget]\nquadratic = 0\n', "'budget.quadratic' must be at least 1"),
 ])
 def test_suite_file_errors_are_one_line_exit_2_and_write_nothing(tmp_path, monkeypatch, capsys, text, message):
     monkeypatch.setenv("SSB_RESULTS_ROOT", str(tmp_path))
@@ -171,8 +177,6 @@ def test_out_must_be_inside_the_results_root(tmp_path, monkeypatch, capsys):
 
 
 def test_a_study_recipe_item_carries_its_own_hyper_parameters():
-    from benchmarks.suites import expand_hparam_grid
-
     items = expand_hparam_grid("stable_spam:gamma1=0.5", {"gamma2": [0.8, 0.9], "gamma3": 0.99}, "study hparams")
     assert [item.name for item in items] == ["stable_spam", "stable_spam"]
     assert [item.hparams for item in items] == [
@@ -207,3 +211,42 @@ def test_a_budget_reaches_the_hyper_parameters_derived_from_the_step_count():
     assert {s.hparams["total_T"] for s in specs} == {4000}
     assert {s.hparams["reset_interval"] for s in specs} == {200}  # the paper's 1000 of 20k steps, scaled to 4000
     assert {s.variant for s in specs} == {""}
+
+
+@dataclass
+class RoundsConfig:
+    rounds: int = 10
+    width: int = 4
+
+
+class RoundsDomain(Domain):
+    """A domain whose run length is ``rounds`` (never run)."""
+
+    name = "rounds_test_domain"
+    metric = "score"
+    Config = RoundsConfig
+    presets = {"smoke": {}}
+    budget_field = "rounds"
+
+    def studies(self):
+        return {"main": {"smoke": StudySpec(recipes=("adam",))}}
+
+    def default_hparams(self, recipe, config):
+        return {"lr": 1.0 / config.rounds}  # follows the run length, as total_T does
+
+    def run(self, config, ctx):
+        raise NotImplementedError
+
+
+def test_a_budget_goes_into_the_field_the_domain_names():
+    with registered(RoundsDomain):
+        request = SuiteRequest(preset="smoke", domains=("rounds_test_domain",), budgets={"rounds_test_domain": 40})
+        (spec,) = expand(request).specs
+        assert spec.overrides == {"rounds": 40} and spec.config["rounds"] == 10 and spec.budget == 40
+        assert spec.hparams == {"lr": 1.0 / 40}
+        RoundsDomain.budget_field = "episodes"
+        try:
+            with pytest.raises(BadInput, match="unknown config field 'episodes'"):
+                expand(request)
+        finally:
+            RoundsDomain.budget_field = "rounds"

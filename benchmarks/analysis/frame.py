@@ -12,22 +12,24 @@ from typing import Iterator
 
 import pandas as pd
 
-from benchmarks import telemetry
+from benchmarks.analysis import telemetry
 from benchmarks.store import Store
 
-# Config fields that name the training budget or the algorithm, looked up in this order.
-BUDGET_FIELDS = ("steps", "total_steps", "timesteps", "total_timesteps", "env_steps", "max_steps")
+# Config fields that name the algorithm, looked up in this order.
 ALGORITHM_FIELDS = ("algo", "algorithm")
+# Stores written before the ``budget`` column held every run's length left it NULL when no suite budget was
+# given; then the engine's only budget field was the config's ``steps``.
+LEGACY_BUDGET_FIELD = "steps"
 
 
 def runs_frame(store: Store) -> pd.DataFrame:
     """One row per stored run, with derived columns:
 
-    ``budget`` (the spec's, else the config's step field, else the steps the domain reported),
+    ``budget`` (the stored run length; for a run stored without one, its config's ``steps``),
     ``label`` (recipe plus its variant), ``config_key`` (the config as canonical JSON, for grouping),
-    ``grad_norm_spikes`` and ``loss_spikes`` (:mod:`benchmarks.telemetry` on the logged curves; NaN when
+    ``grad_norm_spikes`` and ``loss_spikes`` (:mod:`benchmarks.analysis.telemetry` on the logged curves; NaN when
     the run logged no such curve), ``eval_area`` (the headline metric's mean level over its evaluation curve,
-    :func:`benchmarks.telemetry.curve_area`; NaN with fewer than two evaluations).
+    :func:`benchmarks.analysis.telemetry.curve_area`; NaN with fewer than two evaluations).
     """
     rows = store.runs()
     frame = pd.DataFrame(rows)
@@ -50,11 +52,8 @@ def runs_frame(store: Store) -> pd.DataFrame:
 def _budget(row: dict) -> int | None:
     if row["budget"] is not None:
         return int(row["budget"])
-    for name in BUDGET_FIELDS:
-        if isinstance(row["config"].get(name), (int, float)):
-            return int(row["config"][name])
-    steps = row["final_metrics"].get("steps")
-    return int(steps) if steps is not None else None
+    legacy = row["config"].get(LEGACY_BUDGET_FIELD)
+    return int(legacy) if isinstance(legacy, (int, float)) else None
 
 
 def flat_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import numpy as np
 
-from benchmarks.spec import to_jsonable
+from benchmarks.planning.run_spec import to_jsonable
 from benchmarks.store import Curve
 
 
@@ -69,7 +68,3 @@ class BufferedRunLogger:
             for name, (steps, vals) in series.items()
         }
 
-    def last(self, kind: str, name: str) -> float:
-        """The last value logged for a series (NaN when it was never logged)."""
-        entry = self._series[kind].get(name)
-        return entry[1][-1] if entry and entry[1] else math.nan

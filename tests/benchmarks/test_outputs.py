@@ -6,10 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import claims, cli, plots, tables
-from benchmarks.frame import runs_frame
+from benchmarks import audit as claims
+from benchmarks import cli
+from benchmarks.analysis.frame import runs_frame
+from benchmarks.audit.verdicts import beats
+from benchmarks.outputs import share_matrices, tables
+from benchmarks.outputs.report import build_outputs
+from benchmarks.protocol.claims import CLAIMS
 from benchmarks.store import Curve, Store
-from test_engine_support import make_record, make_spec
+from domains.base import Domain
+from tests.benchmarks.support import make_record, make_spec, registered
 
 # weather test MSE per (severity, recipe): three seeds each, chosen so Stable-SPAM's edge grows with severity
 WEATHER = {
@@ -43,17 +49,23 @@ def fill(store: Store) -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """A store written directly (no domain code runs), then every output rebuilt by `run_all.py report`."""
-    root = tmp_path_factory.mktemp("root")
-    out = root / "results"
+    """A store written directly (no domain code runs), then every output rebuilt from it."""
+    out = tmp_path_factory.mktemp("root") / "results"
     with Store(out / "runs.sqlite") as store:
         fill(store)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSB_RESULTS_ROOT", str(root))
-        assert cli.main(["report", "--out", str(out)]) == 0
-        assert cli.main(["report", "--out", str(root / "empty")]) == 2  # no store there
+    build_outputs(out)
     written = [p for p in out.rglob("*") if p.is_file()]
     return out, written
+
+
+def test_the_report_command_rebuilds_from_a_store_and_refuses_a_folder_without_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SSB_RESULTS_ROOT", str(tmp_path))
+    with Store(tmp_path / "runs.sqlite") as store:
+        fill(store)
+    assert cli.main(["report", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "report.md").is_file() and "rebuilt" in capsys.readouterr().out
+    assert cli.main(["report", "--out", str(tmp_path / "empty")]) == 2
+    assert "no results store" in capsys.readouterr().err
 
 
 def expected_cell(values, extra=""):
@@ -97,7 +109,7 @@ def test_plots_are_written_as_png(built):
 def test_claims_audit_verdicts_follow_the_data(built):
     out, _ = built
     with Store(out / "runs.sqlite") as store:
-        results = {r.id: r for r in claims.audit(runs_frame(store), store)}
+        results = {r.id: r for r in claims.audit(runs_frame(store), store, CLAIMS)}
     assert results["C13"].verdict == claims.REPRODUCED
     assert len(results["C13"].comparisons) == 3  # beats SPAM at 2 severities + growth
     assert results["C10"].verdict == claims.NOT_REPRODUCED
@@ -106,6 +118,7 @@ def test_claims_audit_verdicts_follow_the_data(built):
     assert "CI" in results["C10"].comparisons[0].numbers and "n=3" in results["C10"].comparisons[0].numbers
     report = (out / "report.md").read_text()
     assert "| **C13**" in report and "**reproduced**" in report and "**not run**" in report
+    assert "Source: Fig. 9 (arXiv version)." in report and "Source: Table 4.2 (thesis version)." in report
     assert "plots/main_weather_smoke_vs_severity.png" in report and "## Diverged runs" in report
 
 
@@ -124,9 +137,9 @@ def test_beats_needs_two_seeds_and_counts_divergence_as_a_loss(tmp_path):
         store.write_run(make_record(make_spec(recipe="c"), status="diverged"))
         frame = runs_frame(store)
     pick = {r: frame[frame["recipe"] == r] for r in "abc"}
-    assert claims.beats(pick["a"], pick["b"], "a", "b", "x").verdict == claims.INCONCLUSIVE
-    assert claims.beats(pick["a"], pick["c"], "a", "c", "x").verdict == claims.REPRODUCED
-    assert claims.beats(pick["c"], pick["a"], "c", "a", "x").verdict == claims.NOT_REPRODUCED
+    assert beats(pick["a"], pick["b"], "a", "b", "x").verdict == claims.INCONCLUSIVE
+    assert beats(pick["a"], pick["c"], "a", "c", "x").verdict == claims.REPRODUCED
+    assert beats(pick["c"], pick["a"], "c", "a", "x").verdict == claims.NOT_REPRODUCED
 
 
 def test_every_llama_claim_is_checked_against_synthetic_runs(tmp_path):
@@ -141,7 +154,7 @@ def test_every_llama_claim_is_checked_against_synthetic_runs(tmp_path):
                         spec = make_spec("llama", recipe, seed, lr=lr, precision=precision)
                         store.write_run(make_record(spec, base + offset + 0.3 * rng.random(), metric="val_ppl",
                                                     status="diverged" if diverged else "finished"))
-        results = {r.id: r for r in claims.audit(runs_frame(store), store)}
+        results = {r.id: r for r in claims.audit(runs_frame(store), store, CLAIMS)}
     assert results["C2"].verdict == claims.REPRODUCED  # beats adam and spam at int4
     assert results["C3"].verdict == claims.NOT_REPRODUCED  # 24 > 22: does not beat fp32 Adam
     assert results["C5"].verdict == claims.REPRODUCED
@@ -152,10 +165,27 @@ def test_every_llama_claim_is_checked_against_synthetic_runs(tmp_path):
                                                       claims.NOT_RUN}
 
 
+class RoutedDomain(Domain):
+    """A MoE-like test domain: it declares its expert loads as a share matrix (it is never run)."""
+
+    name = "routed_test_domain"
+    metric = "val_loss"
+    Config = dict
+    presets = {}
+    share_matrices = {"expert_load": {
+        "series": "expert_load/L{row}/E{column}", "title": "Expert load (fraction of top-k assignments)",
+        "rows": "layer", "columns": "expert", "trend": "load_cv_mean", "trend_title": "load imbalance",
+        "trend_label": "coefficient of variation of the load"}}
+
+    def run(self, config, ctx):
+        raise NotImplementedError
+
+
 def moe_record(recipe: str, seed: int, val_losses: list[float], loads: np.ndarray, status: str = "finished"):
     """A MoE-like run: val_loss evaluated every 30 steps, expert loads (layers x experts) at each evaluation."""
     steps = np.arange(1, len(val_losses) + 1) * 30
-    record = make_record(make_spec("moe", recipe, seed, studies=("moe",)), val_losses[-1], metric="val_loss",
+    spec = make_spec(RoutedDomain.name, recipe, seed, studies=("moe",))
+    record = make_record(spec, val_losses[-1], metric="val_loss",
                          status=status, steps=int(steps[-1]))
     record.curves[("eval", "val_loss")] = Curve(steps, np.asarray(val_losses, float))
     for (layer, expert), value in np.ndenumerate(loads):
@@ -172,7 +202,13 @@ def test_checkpoint_steps_are_nearest_thirds_of_the_last_evaluation():
 
 
 @pytest.fixture
-def moe_outputs(tmp_path):
+def routed():
+    with registered(RoutedDomain):
+        yield
+
+
+@pytest.fixture
+def moe_outputs(tmp_path, routed):
     """Adam and Stable-SPAM MoE runs (2 finished seeds each, one diverged Adam seed) and their outputs."""
     balanced, skewed = np.full((2, 4), 0.25), np.array([[0.4, 0.3, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25]])
     with Store(tmp_path / "runs.sqlite") as store:
@@ -181,14 +217,12 @@ def moe_outputs(tmp_path):
         store.write_run(moe_record("adam", 2, [6.1, 9.0], skewed, status="diverged"))
         store.write_run(moe_record("stable_spam", 0, [6.0, 5.7, 5.5, 5.3, 5.2, 5.1], balanced))
         store.write_run(moe_record("stable_spam", 1, [6.0, 5.9, 5.5, 5.5, 5.2, 5.3], balanced))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSB_RESULTS_ROOT", str(tmp_path))
-        assert cli.main(["report", "--out", str(tmp_path)]) == 0
+    build_outputs(tmp_path)
     return tmp_path
 
 
 def test_checkpoint_table_gives_the_metric_at_three_evaluations(moe_outputs):
-    markdown = (moe_outputs / "tables" / "moe_moe_checkpoints.md").read_text()
+    markdown = (moe_outputs / "tables" / "moe_routed_test_domain_checkpoints.md").read_text()
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| recipe")}
     assert "| recipe | step 60 | step 120 | step 180 |" in markdown
@@ -196,26 +230,44 @@ def test_checkpoint_table_gives_the_metric_at_three_evaluations(moe_outputs):
     assert rows["adam"] == [expected_cell([5.8, 6.0], ", 1 div"), expected_cell([5.5, 5.7], ", 1 div"),
                             expected_cell([5.3, 5.5], ", 1 div")]
     assert rows["stable_spam"] == [expected_cell([5.7, 5.9]), expected_cell([5.3, 5.5]), expected_cell([5.1, 5.3])]
-    assert r"step 60 & step 120 & step 180 \\" in (moe_outputs / "tables" / "moe_moe_checkpoints.tex").read_text()
-    assert "tables/moe_moe_checkpoints.md" in (moe_outputs / "report.md").read_text()
+    assert r"step 60 & step 120 & step 180 \\" in (moe_outputs / "tables" / "moe_routed_test_domain_checkpoints.tex").read_text()
+    assert "tables/moe_routed_test_domain_checkpoints.md" in (moe_outputs / "report.md").read_text()
 
 
 def test_expert_load_is_averaged_over_finished_seeds_and_plotted(moe_outputs):
     with Store(moe_outputs / "runs.sqlite") as store:
         frame = runs_frame(store)
         adam = frame[(frame["recipe"] == "adam") & (frame["status"] == "finished")]
-        load, step = plots.final_expert_load(store, adam["run_id"])
+        (matrix,) = share_matrices.declared_share_matrices(RoutedDomain.name)
+        load, step = share_matrices.final_shares(store, adam["run_id"], matrix)
         assert store.curve_names("eval", frame["run_id"], "expert_load/") == sorted(
             f"expert_load/L{layer}/E{expert}" for layer in range(2) for expert in range(4))
         assert store.curve_names("eval", frame["run_id"], "val_") == ["val_loss"]
-        assert plots.final_expert_load(store, ["no-such-run"]) is None
+        assert share_matrices.final_shares(store, ["no-such-run"], matrix) is None
     assert step == 180
     np.testing.assert_allclose(load, [[0.325, 0.275, 0.225, 0.175], [0.25] * 4])
     np.testing.assert_allclose(load.sum(axis=1), 1.0)
-    assert (moe_outputs / "plots" / "moe_moe_smoke_expert_load.png").read_bytes()[:4] == b"\x89PNG"
+    assert (moe_outputs / "plots" / "moe_routed_test_domain_smoke_expert_load.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_no_checkpoint_table_or_expert_load_plot_without_their_curves(built):
     out, written = built
     names = {p.name for p in written}
     assert not any(name.endswith("_checkpoints.md") or name.endswith("_expert_load.png") for name in names)
+
+
+def test_no_share_matrix_plot_without_a_declaration(tmp_path):
+    """The same expert-load series when the run's domain declares nothing (here: is not registered): no heat map."""
+    with Store(tmp_path / "runs.sqlite") as store:
+        record = moe_record("adam", 0, [6.0, 5.5], np.full((2, 4), 0.25))
+        store.write_run(record)
+    assert not any(p.name.endswith("_expert_load.png") for p in build_outputs(tmp_path))
+
+
+def test_a_run_stored_without_a_budget_reads_its_configs_steps(tmp_path):
+    """Stores written before the budget column held every run's length: the frame falls back to ``steps``."""
+    with Store(tmp_path / "runs.sqlite") as store:
+        store.write_run(make_record(make_spec(steps=40)))
+        store.write_run(make_record(make_spec(seed=1, steps=40), budget=25))
+        frame = runs_frame(store)
+    assert sorted(frame["budget"]) == [25, 40]

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import claims, plots, tables
-from benchmarks.frame import file_stem, runs_frame, study_groups
-from benchmarks.stats import summarize
+from benchmarks.analysis.frame import file_stem, runs_frame, study_groups
+from benchmarks.analysis.stats import summarize
+from benchmarks.audit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, ClaimResult, audit
+from benchmarks.outputs import plots, tables
+from benchmarks.protocol.claims import CLAIMS
 from benchmarks.store import Store
 
 
@@ -22,14 +24,14 @@ def build_outputs(out: str | Path) -> list[Path]:
         checkpoints = {(g.study, g.domain, g.preset): tables.checkpoint_pivot(g, store) for g in study_groups(frame)}
         written += tables.write_study_tables(frame, out, checkpoints)
         written += plots.write_plots(frame, store, out)
-        results = claims.audit(frame, store)
+        results = audit(frame, store, CLAIMS)
         environments = [store.environment(run_id) for run_id in frame.get("run_id", [])]
     report = out / "report.md"
     report.write_text(render_report(frame, results, environments, out, checkpoints), encoding="utf-8")
     return written + [report]
 
 
-def render_report(frame: pd.DataFrame, results: list[claims.ClaimResult], environments: list[dict], out: Path,
+def render_report(frame: pd.DataFrame, results: list[ClaimResult], environments: list[dict], out: Path,
                   checkpoints: dict[tuple[str, str, str], tables.Pivot | None] | None = None) -> str:
     """The report's Markdown: overview, claims audit, per-study tables (with the checkpoint table of a
     (study, domain, preset) in ``checkpoints``) and plots, telemetry, failures."""
@@ -61,14 +63,15 @@ def _overview(frame: pd.DataFrame, environments: list[dict]) -> list[str]:
     return lines
 
 
-def _claims_section(results: list[claims.ClaimResult]) -> list[str]:
+def _claims_section(results: list[ClaimResult]) -> list[str]:
     lines = ["## Claims audit", "",
              "Each claim of the paper (SPEC §4) checked against the runs in this store, at the scale that was run "
-             "(rules: `benchmarks/claims.py`). `not run` means the store holds none of the runs the claim needs.",
+             "(claims: `benchmarks/protocol/claims.py`; rules: `benchmarks/audit/`). `not run` means the store holds "
+             "none of the runs the claim needs.",
              "", "| claim | verdict | comparisons |", "|---|---|---|"]
     for result in results:
         tally = ", ".join(f"{sum(c.verdict == v for c in result.comparisons)} {v}"
-                          for v in (claims.REPRODUCED, claims.NOT_REPRODUCED, claims.INCONCLUSIVE)
+                          for v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
                           if any(c.verdict == v for c in result.comparisons))
         lines.append(f"| **{result.id}** {result.claim} | **{result.verdict}** | {tally or '—'} |")
     lines.append("")
@@ -76,6 +79,8 @@ def _claims_section(results: list[claims.ClaimResult]) -> list[str]:
         if not result.comparisons:
             continue
         lines += [f"### {result.id}: {result.verdict}", "", result.claim + ".", ""]
+        if result.source:
+            lines += [f"Source: {result.source}.", ""]
         if result.note:
             lines += [f"_{result.note}_", ""]
         lines += [f"- {c.what}: **{c.verdict}** — {c.numbers}" for c in result.comparisons]

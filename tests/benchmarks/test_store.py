@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from benchmarks.store import SCHEMA_VERSION, Store
-from test_engine_support import SERIES, make_record, make_spec, write_many
+from tests.benchmarks.support import SERIES, make_record, make_spec, write_many
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = HERE.parents[1]
 
 
 def _run_count(path: Path) -> int:
@@ -70,7 +70,7 @@ def test_a_writer_killed_mid_write_leaves_whole_runs_only(tmp_path):
     path = tmp_path / "runs.sqlite"
     for attempt in range(3):
         before = _run_count(path)
-        writer = subprocess.Popen([sys.executable, str(HERE / "test_engine_support.py"), str(path)],
+        writer = subprocess.Popen([sys.executable, str(HERE / "support.py"), str(path)],
                                   cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         deadline = time.monotonic() + 60
         while _run_count(path) < before + 2 and time.monotonic() < deadline:

@@ -1,17 +1,5 @@
-"""The results store: one SQLite file (``OUT/runs.sqlite``) holding runs, per-step curves and metadata.
-
-Schema (version :data:`SCHEMA_VERSION`, kept in table ``schema``):
-
-``runs``        one row per run: the spec columns (domain, preset, recipe, variant, lr, seed, budget,
-                hparams/config JSON), ``status`` (finished | diverged | failed), ``diverged_step``, ``error``
-                (one line) and ``traceback``, the headline ``metric`` / ``metric_value`` /
-                ``higher_is_better``, all final metrics as JSON, ``info`` (what the domain passed to
-                ``log_info``), wall time and UTC timestamps.
-``study_runs``  (study, run_id): which studies asked for a run. A run shared by two studies is stored once.
-``curves``      one row per (run, kind, series): ``kind`` is ``train`` (per-step telemetry) or ``eval``;
-                ``steps`` (int64) and ``vals`` (float64) are little-endian numpy arrays stored as BLOBs, so a
-                20k-step run with 8 series is 8 rows, written and read in milliseconds.
-``environment`` one row per run: git commit, package versions, python, torch, hostname, CPU, GPU, device.
+"""The results store: one SQLite file (``OUT/runs.sqlite``) holding runs, per-step curves and metadata
+(schema: :mod:`benchmarks.store.schema`).
 
 Every run is written in ONE transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``): a process killed at any moment
 leaves either the whole run or nothing, and never touches earlier runs. WAL journaling and a busy timeout let
@@ -23,111 +11,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from benchmarks.spec import RunSpec, canonical_json
+from benchmarks.planning.run_spec import canonical_json
+from benchmarks.store.records import Curve, RunRecord
+from benchmarks.store.schema import ENV_COLUMNS, RUN_COLUMNS, SCHEMA_SQL, SCHEMA_VERSION, STATUSES
 
-SCHEMA_VERSION = 1
-STATUSES = ("finished", "diverged", "failed")
 BUSY_TIMEOUT_S = 120.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    domain TEXT NOT NULL,
-    preset TEXT NOT NULL,
-    recipe TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    lr REAL,
-    seed INTEGER NOT NULL,
-    budget INTEGER,
-    budget_unit TEXT,
-    hparams TEXT NOT NULL,
-    config TEXT NOT NULL,
-    overrides TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('finished', 'diverged', 'failed')),
-    diverged_step INTEGER,
-    error TEXT,
-    traceback TEXT,
-    metric TEXT,
-    metric_value REAL,
-    higher_is_better INTEGER,
-    final_metrics TEXT NOT NULL,
-    info TEXT NOT NULL,
-    wall_seconds REAL,
-    started_at TEXT,
-    finished_at TEXT
-);
-CREATE TABLE IF NOT EXISTS study_runs (
-    study TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    PRIMARY KEY (study, run_id)
-);
-CREATE TABLE IF NOT EXISTS curves (
-    run_id TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('train', 'eval')),
-    name TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    steps BLOB NOT NULL,
-    vals BLOB NOT NULL,
-    PRIMARY KEY (run_id, kind, name)
-);
-CREATE TABLE IF NOT EXISTS environment (
-    run_id TEXT PRIMARY KEY,
-    git_commit TEXT,
-    git_dirty INTEGER,
-    python TEXT,
-    torch TEXT,
-    packages TEXT,
-    hostname TEXT,
-    platform TEXT,
-    cpu TEXT,
-    gpu TEXT,
-    device TEXT
-);
-"""
-
-_RUN_COLUMNS = (
-    "run_id", "domain", "preset", "recipe", "variant", "lr", "seed", "budget", "budget_unit", "hparams", "config",
-    "overrides", "status", "diverged_step", "error", "traceback", "metric", "metric_value", "higher_is_better",
-    "final_metrics", "info", "wall_seconds", "started_at", "finished_at",
-)
-_ENV_COLUMNS = ("git_commit", "git_dirty", "python", "torch", "packages", "hostname", "platform", "cpu", "gpu", "device")
-
-
-@dataclass
-class Curve:
-    """One logged series: the steps it was logged at and the values (NaN kept)."""
-
-    steps: np.ndarray
-    values: np.ndarray
-
-
-@dataclass
-class RunRecord:
-    """A finished, diverged or failed run as the runner produces it and the store writes it."""
-
-    spec: RunSpec
-    status: str
-    metric: str
-    higher_is_better: bool
-    budget_unit: str
-    metric_value: float | None = None
-    final_metrics: dict = field(default_factory=dict)
-    diverged_step: int | None = None
-    error: str | None = None
-    traceback: str | None = None
-    info: dict = field(default_factory=dict)
-    curves: dict[tuple[str, str], Curve] = field(default_factory=dict)  # (kind, name) -> Curve
-    environment: dict = field(default_factory=dict)
-    wall_seconds: float = 0.0
-    started_at: str = ""
-    finished_at: str = ""
 
 
 class Store:
@@ -171,7 +64,7 @@ class Store:
 
     def _create_schema(self) -> None:
         with self._transaction() as conn:
-            for statement in _SCHEMA.strip().split(";"):
+            for statement in SCHEMA_SQL.strip().split(";"):
                 if statement.strip():
                     conn.execute(statement)
             row = conn.execute("SELECT version FROM schema").fetchone()
@@ -195,10 +88,10 @@ class Store:
             "variant": spec.variant,
             "lr": spec.lr,
             "seed": spec.seed,
-            "budget": spec.budget,
+            "budget": record.budget if record.budget is not None else spec.budget,
             "budget_unit": record.budget_unit,
             "hparams": canonical_json(spec.hparams),
-            "config": canonical_json(spec.config),
+            "config": canonical_json(record.config if record.config is not None else spec.config),
             "overrides": canonical_json(spec.overrides),
             "status": record.status,
             "diverged_step": record.diverged_step,
@@ -213,7 +106,7 @@ class Store:
             "started_at": record.started_at,
             "finished_at": record.finished_at,
         }
-        env = {key: record.environment.get(key) for key in _ENV_COLUMNS}
+        env = {key: record.environment.get(key) for key in ENV_COLUMNS}
         env["packages"] = canonical_json(env["packages"] or {})
         curve_rows = [
             (spec.run_id, kind, name, len(curve.steps), _blob(curve.steps, "<i8"), _blob(curve.values, "<f8"))
@@ -222,16 +115,16 @@ class Store:
         with self._transaction() as conn:
             conn.execute("DELETE FROM curves WHERE run_id = ?", (spec.run_id,))
             conn.execute(
-                f"INSERT OR REPLACE INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
-                [row[c] for c in _RUN_COLUMNS],
+                f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                [row[c] for c in RUN_COLUMNS],
             )
             conn.executemany("INSERT INTO curves (run_id, kind, name, n, steps, vals) VALUES (?, ?, ?, ?, ?, ?)", curve_rows)
             conn.executemany("INSERT OR IGNORE INTO study_runs (study, run_id) VALUES (?, ?)",
                              [(study, spec.run_id) for study in spec.studies])
             conn.execute(
-                f"INSERT OR REPLACE INTO environment (run_id, {', '.join(_ENV_COLUMNS)}) "
-                f"VALUES (?, {', '.join('?' * len(_ENV_COLUMNS))})",
-                [spec.run_id] + [env[c] for c in _ENV_COLUMNS],
+                f"INSERT OR REPLACE INTO environment (run_id, {', '.join(ENV_COLUMNS)}) "
+                f"VALUES (?, {', '.join('?' * len(ENV_COLUMNS))})",
+                [spec.run_id] + [env[c] for c in ENV_COLUMNS],
             )
 
     def add_studies(self, memberships: Iterable[tuple[str, str]]) -> None:
@@ -250,10 +143,10 @@ class Store:
         studies: dict[str, list[str]] = {}
         for study, run_id in self._conn.execute("SELECT study, run_id FROM study_runs ORDER BY study"):
             studies.setdefault(run_id, []).append(study)
-        cursor = self._conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY domain, preset, recipe, lr, seed")
+        cursor = self._conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY domain, preset, recipe, lr, seed")
         rows = []
         for values in cursor:
-            row = dict(zip(_RUN_COLUMNS, values))
+            row = dict(zip(RUN_COLUMNS, values))
             for key in ("hparams", "config", "overrides", "final_metrics", "info"):
                 row[key] = json.loads(row[key])
             row["higher_is_better"] = bool(row["higher_is_better"])
@@ -301,17 +194,13 @@ class Store:
 
     def environment(self, run_id: str) -> dict[str, Any]:
         """The environment row of one run (``packages`` decoded), or {} when absent."""
-        cursor = self._conn.execute(f"SELECT {', '.join(_ENV_COLUMNS)} FROM environment WHERE run_id = ?", (run_id,))
+        cursor = self._conn.execute(f"SELECT {', '.join(ENV_COLUMNS)} FROM environment WHERE run_id = ?", (run_id,))
         values = cursor.fetchone()
         if values is None:
             return {}
-        env = dict(zip(_ENV_COLUMNS, values))
+        env = dict(zip(ENV_COLUMNS, values))
         env["packages"] = json.loads(env["packages"] or "{}")
         return env
-
-    def counts(self) -> dict[str, int]:
-        """status -> number of stored runs."""
-        return dict(self._conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
 
 
 def _id_chunks(run_ids: Iterable[str], size: int = 500) -> Iterator[list[str]]:
