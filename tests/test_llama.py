@@ -11,7 +11,7 @@ from domains.base import ConfigError, RunContext
 from domains.llama import SIZES, build_model
 from domains.quant import PROJECTIONS, QuantLinear
 from domains.trainer import train
-from logger_support import ListLogger
+from tests.logger_support import ListLogger
 
 
 @pytest.fixture(scope="module")

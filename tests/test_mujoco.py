@@ -17,7 +17,7 @@ import optimizers
 from domains.base import ConfigError, Diverged, RunContext
 from domains.mujoco_algos import build_model, gradient_updates, network_optimizers, resolve_settings
 from domains.mujoco_envs import Evaluator, MujocoWarning, make_train_env, mujoco_warnings_as_python_warnings
-from logger_support import DyingLogger, Killed, ListLogger
+from tests.logger_support import DyingLogger, Killed, ListLogger
 
 # A few PPO rollouts of 128 steps, one epoch; evaluation at start and end only.
 TINY_PPO = dict(steps=256, n_steps=128, batch_size=64, n_epochs=1, eval_every=0, eval_episodes=2, curve_episodes=1)

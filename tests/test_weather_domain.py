@@ -8,7 +8,7 @@ import pytest
 
 import domains
 from domains.base import ConfigError, RunContext
-from logger_support import DyingLogger, Killed, ListLogger
+from tests.logger_support import DyingLogger, Killed, ListLogger
 
 
 @pytest.mark.parametrize("recipe,severity", [("adam", 0.0), ("stable_spam", 5.0)])
