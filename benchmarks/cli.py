@@ -1,4 +1,5 @@
-"""The ``run_all.py`` command line: parse, validate everything, run the missing runs, rebuild the outputs.
+"""The ``run_all.py`` command line: arguments in, :func:`benchmarks.run_plan` (or, for ``report``,
+:func:`benchmarks.outputs.report.build_outputs`) called, a summary out.
 
 Exit codes: 0 when the suite ran (diverged and failed runs included; failures are listed in the summary),
 2 on bad input (one line on stderr, nothing written), 1 when the suite itself failed, 130 on Ctrl-C.
@@ -8,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-from collections import Counter
 from pathlib import Path
 
 from benchmarks.errors import BadInput
-from benchmarks.suites import SuiteRequest, expand, parse_lrs, parse_optimizers, parse_sets, validate_recipes
+from benchmarks.planning import Plan, SuiteRequest, plan_suite
+from benchmarks.planning.request import parse_lrs, parse_optimizers, parse_sets
+from benchmarks.running.plan_runner import BACKENDS, PlanResult, run_plan
 from domains.base import PRESETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ suite files (TOML; YAML by suffix) hold the same options, e.g.
   optimizers = ["adam", "stable_spam:gamma1=0.85"]
   [set.quadratic]
   spike_prob = [0.0, 0.05]     # a list is a grid
-(full format: benchmarks/suite_file.py)
+(full format: benchmarks/planning/suite_file.py)
 
 --out must be the results folder ({REPO_ROOT / 'results'}) or a folder inside it; set ${RESULTS_ROOT_ENV}
 to use another results root (e.g. scratch storage on a cluster). With --backend ray the driver writes the
@@ -74,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=PRESETS, default=None,
                         help="scale of every domain: smoke (seconds), quick (default), cpu (minutes), paper (GPUs)")
     parser.add_argument("--study", default=None, metavar="NAME[,NAME]",
-                        help="study to run (main, lr_sweep, ablation, integration, low_bit, hparams, severity, moe, "
-                             "rl, overhead, ...); default: each domain's default study. Domains without it are skipped")
+                        help="study to run (main, lr_sweep, ablation, integration, low_bit, hparams, severity, "
+                             "fraction, moe, rl, ...); default: each domain's default study. Domains without it are "
+                             "skipped")
     parser.add_argument("--domains", default=None, metavar="A,B", help="domains to run (default: all available)")
     parser.add_argument("--optimizers", default=None, metavar="ITEMS",
                         help="replace the study's recipes: comma-separated NAME or NAME:key=value:key=value "
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="local: worker processes (default 1: run in this process); ray: CPUs of the local Ray "
                              "instance started when $RAY_ADDRESS is unset (default: all)")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
                         help="local (default) or ray: one Ray task per run on $RAY_ADDRESS or a local instance")
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs stored as failed")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
@@ -146,7 +148,7 @@ def request_from_args(args: argparse.Namespace) -> SuiteRequest:
         given.add("sets")
     if args.suite is None:
         return flags
-    from benchmarks.suite_file import load_suite_file
+    from benchmarks.planning.suite_file import load_suite_file
 
     from_file, _ = load_suite_file(args.suite)
     return from_file.merged_with(flags, given)
@@ -162,69 +164,31 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
 
 
 def run_suite(args: argparse.Namespace) -> int:
-    """Validate, plan, run and report one suite (see the module docstring for exit codes)."""
-    if args.workers is not None and args.workers < 1:
-        raise BadInput(f"--workers must be at least 1, got {args.workers}")
+    """Plan, print the notes (and, on a dry run, the runs), run the plan and print its summary."""
     out = check_out(args.out)
-    request = request_from_args(args)
-    plan = expand(request)
-    origins = {item.name: item.origin for item in request.optimizers or ()}
-    validate_recipes(plan.specs, origins)
+    plan = plan_suite(request_from_args(args))
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
+    result = run_plan(plan, out, backend=args.backend, workers=args.workers, retry_failed=args.retry_failed,
+                      dry_run=args.dry_run, outputs=not args.no_outputs)
     if args.dry_run:
-        for spec in plan.specs:
-            print(f"{spec.run_id}  {spec.domain:10s} {spec.recipe:28s} lr={spec.lr} seed={spec.seed} "
-                  f"{spec.variant} {dict(spec.overrides) or ''} studies={','.join(spec.studies)}")
-        print(f"{len(plan.specs)} runs planned (dry run: nothing written)")
-        return 0
-
-    # Everything is valid: from here on the store is touched.
-    from benchmarks.executors import make_executor
-    from benchmarks.runner import checkpoint_dir
-    from benchmarks.store import Store
-
-    out.mkdir(parents=True, exist_ok=True)
-    with Store(out / "runs.sqlite") as store:
-        stored = store.statuses()
-        skip = {"finished", "diverged"} | (set() if args.retry_failed else {"failed"})
-        todo = [spec for spec in plan.specs if stored.get(spec.run_id) not in skip]
-        store.add_studies((study, spec.run_id) for spec in plan.specs if spec.run_id in stored for study in spec.studies)
-    for spec in plan.specs:  # a kill between storing a run and removing its checkpoint leaves the folder behind
-        if stored.get(spec.run_id) in skip:
-            shutil.rmtree(checkpoint_dir(out, spec.run_id), ignore_errors=True)
-    print(f"{len(plan.specs)} run(s) in the suite: {len(plan.specs) - len(todo)} already stored, {len(todo)} to run "
-          f"(backend {args.backend}, workers {args.workers or 'default'}); results in {out}", file=sys.stderr)
-    progress_per_step = args.backend == "local" and (args.workers or 1) == 1 and sys.stderr.isatty()
-    executor = make_executor(args.backend, args.workers, progress=progress_per_step)
-    _drive(executor, todo, out)
-    if not args.no_outputs:
-        from benchmarks.report import build_outputs
-
-        build_outputs(out)
-    _print_summary(plan.specs, out, outputs=not args.no_outputs)
+        _print_plan(plan)
+    else:
+        _print_summary(result, outputs=not args.no_outputs)
     return 0
 
 
-def _drive(executor, todo, out: Path) -> None:
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(todo), desc="runs", unit="run", disable=None, dynamic_ncols=True) as bar:
-        for run_id, status, error in executor.run(todo, out):
-            bar.update(1)
-            if status == "failed":
-                bar.write(f"run {run_id} failed: {error}", file=sys.stderr)
+def _print_plan(plan: Plan) -> None:
+    for spec in plan.specs:
+        print(f"{spec.run_id}  {spec.domain:10s} {spec.recipe:28s} lr={spec.lr} seed={spec.seed} "
+              f"{spec.variant} {dict(spec.overrides) or ''} studies={','.join(spec.studies)}")
+    print(f"{len(plan.specs)} runs planned (dry run: nothing written)")
 
 
-def _print_summary(specs, out: Path, outputs: bool) -> None:
-    from benchmarks.store import Store
-
-    wanted = {spec.run_id for spec in specs}
-    with Store(out / "runs.sqlite") as store:
-        rows = [row for row in store.runs() if row["run_id"] in wanted]
-    counts = Counter(row["status"] for row in rows)
-    print(f"suite: {len(wanted)} run(s) — " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "diverged", "failed")))
-    for row in [r for r in rows if r["status"] == "failed"][:10]:
+def _print_summary(result: PlanResult, outputs: bool) -> None:
+    counts, out = result.counts, result.out
+    print(f"suite: {len(result.plan.specs)} run(s) — " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+    for row in result.failed[:10]:
         print(f"  failed: {row['domain']} {row['recipe']} lr={row['lr']} seed={row['seed']}: {row['error']}")
     if outputs:
         print(f"outputs: {out}/ (runs.sqlite, runs.csv, tables/, plots/, report.md)")
@@ -238,7 +202,7 @@ def run_report(argv: list[str]) -> int:
     out = check_out(args.out)
     if not (out / "runs.sqlite").is_file():
         raise BadInput(f"--out {args.out}: no results store {out / 'runs.sqlite'}")
-    from benchmarks.report import build_outputs
+    from benchmarks.outputs.report import build_outputs
 
     written = build_outputs(out)
     print(f"report: rebuilt {len(written)} files in {out}/ (report.md, runs.csv, tables/, plots/)")

@@ -7,7 +7,7 @@ and final evaluation are run two ways, interleaved in one process so both see th
 
 * **bare**: a hand-written loop -- zero_grad, forward, backward, ``optimizer.step()``, the warm-up + cosine LR
   schedule, ``float(loss)`` every step (any real loop watches its loss), one evaluation at the end;
-* **engine**: :func:`benchmarks.runner.execute` + :func:`benchmarks.runner.finish` -- seeding, the shared
+* **engine**: :func:`benchmarks.running.runner.execute` + :func:`benchmarks.running.runner.finish` -- seeding, the shared
   trainer (per-step telemetry with the optimizer's stats, divergence checks, the logger) and the SQLite write of
   the run with all its curves.
 
@@ -30,8 +30,8 @@ import torch
 
 import domains
 import optimizers
-from benchmarks.runner import execute, finish, seed_everything
-from benchmarks.spec import RunSpec
+from benchmarks.planning import RunSpec
+from benchmarks.running.runner import execute, finish, seed_everything
 from benchmarks.store import Store
 from domains.base import Domain, RunContext
 from domains.training.loop import TrainLoop, lr_factor, train

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from domains.base import Domain, RunContext, StudySpec
+from domains.base import Domain, RunContext
 from domains.fields import at_least, check
 from domains.lm import quant
 from domains.lm.baselines import ngram_perplexity_baselines
@@ -96,12 +96,6 @@ class LlamaDomain(Domain):
             hparams.update(dim=hidden, n_heads=heads)
         return hparams
 
-    # --- studies ----------------------------------------------------------------------------------
-
-    def studies(self) -> dict[str, dict[str, StudySpec]]:
-        """The paper's LLaMA experiments (SPEC §3): main, lr_sweep, ablation, integration, low_bit, hparams."""
-        return llama_studies()
-
     # --- regime baselines ---------------------------------------------------------------------------
 
     gate_baselines = ("unigram", "bigram")
@@ -163,61 +157,8 @@ def build_model(config: LlamaConfig, vocab_size: int, seed: int) -> torch.nn.Mod
     return model
 
 
-def llama_studies() -> dict[str, dict[str, StudySpec]]:
-    """Study name -> preset -> StudySpec (recipes x config grid x LRs x seeds)."""
-    seeds = {"smoke": 1, "quick": 1, "cpu": 3, "paper": 1}
-    main = ("adam", "adam_clip", "adafactor", "spam", "stable_spam")
-    ablation = ("adam", "adam+moret", "adam+moret+adaclip", "adam+moret+adagn", "adam+moret+adagn+adaclip",
-                "adam+moret+adagn+spikeclip", "adam+moret+gradclip+adaclip")
-    integration = ("lion", "lion_stable", "adam_mini", "adam_mini_stable")
-    sweep_lrs = {"smoke": (1e-3, 1e-2), "quick": (1e-3, 3e-3, 1e-2), "cpu": (1e-3, 2e-3, 5e-3, 1e-2),
-                 "paper": (1e-4, 3e-4, 5e-4, 7e-4, 9e-4, 3e-3)}
-
-    def per_preset(make) -> dict[str, StudySpec]:
-        return {preset: make(preset) for preset in seeds}
-
-    def grid(preset: str, paper_size: str | None = None, **fields) -> dict:
-        if preset == "paper" and paper_size:
-            fields["size"] = (paper_size,)
-        return {key: tuple(values) for key, values in fields.items()}
-
-    return {
-        "main": per_preset(lambda p: StudySpec(
-            recipes=main + (("adam_mini",) if p in ("cpu", "paper") else ()),
-            grid=grid(p, precision=("int4", "fp4_e1m2", "fp32") if p != "paper" else ("int4", "fp4_e1m2", "bf16")),
-            only={"adam_mini": {"precision": ("fp32", "bf16")}},  # Adam-mini is in the paper's 16-bit table only
-            seeds=seeds[p])),
-        "lr_sweep": per_preset(lambda p: StudySpec(
-            recipes=("adam", "spam", "stable_spam"), lrs=sweep_lrs[p], seeds=seeds[p],
-            grid=grid(p, "60M", precision=("fp32", "int4") if p != "paper" else ("bf16", "int4")))),
-        "ablation": per_preset(lambda p: StudySpec(
-            recipes=ablation, seeds=seeds[p],
-            grid=grid(p, "60M", precision=("fp4_e1m2", "fp32") if p != "paper" else ("fp4_e1m2", "bf16")))),
-        "integration": per_preset(lambda p: StudySpec(
-            recipes=integration, seeds=seeds[p], grid=grid(p, "60M", precision=("int4", "fp4_e1m2")))),
-        "low_bit": per_preset(lambda p: StudySpec(
-            recipes=("adam", "stable_spam"), seeds=seeds[p], grid=grid(p, "60M", precision=("int2", "int3", "int4")))),
-        "hparams": per_preset(lambda p: StudySpec(
-            recipes=_one_at_a_time_sweep(p), seeds=seeds[p], grid=grid(p, "60M", precision=("fp4_e1m2",)))),
-    }
 
 
-def _one_at_a_time_sweep(preset: str) -> tuple[str, ...]:
-    """Stable-SPAM with one hyper-parameter moved at a time (paper Fig. 8), as ``recipe:key=value`` items.
-
-    The reset intervals are the paper's 250..5000 at the paper preset and the same fractions of the
-    run (1/80..1/4) at CPU presets.
-    """
-    steps = LlamaDomain.presets[preset]["steps"]
-    values = {
-        "gamma1": (0.5, 0.7, 0.9),
-        "gamma2": (0.8, 0.9, 0.999),
-        "gamma3": (0.9, 0.99, 0.999),
-        "reset_interval": tuple(sorted({max(5, round(steps * f)) for f in (1 / 80, 1 / 40, 1 / 20, 1 / 8, 1 / 4)})),
-    }
-    if preset == "smoke":
-        values = {key: options[:2] for key, options in values.items()}
-    return ("stable_spam",) + tuple(f"stable_spam:{key}={value:g}" for key, options in values.items() for value in options)
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from domains.base import Domain, RunContext, StudySpec
+from domains.base import Domain, RunContext
 from domains.fields import at_least, check, one_of
 from domains.lm.baselines import ngram_perplexity_baselines
 from domains.lm.causal_lm import evaluate_lm
@@ -81,6 +81,11 @@ class MoeDomain(Domain):
     budget_unit = "optimizer steps"
     default_study = "moe"
     Config = MoeConfig
+    # The expert-load heat map of the outputs: which logged eval series form a (layer x expert) matrix.
+    share_matrices = {"expert_load": {
+        "series": "expert_load/L{row}/E{column}", "title": "Expert load (fraction of top-k assignments)",
+        "rows": "layer", "columns": "expert", "trend": "load_cv_mean", "trend_title": "load imbalance during training",
+        "trend_label": "coefficient of variation of the load (mean over layers)"}}
     # Evaluations at thirds of the run, like the paper's 1000/2000/3000. Vocabulary/sequence settings
     # match the llama presets, so both domains share the same cached TextData. Measured cost of one Adam
     # run, in CPU seconds on one thread (imports and data included): smoke ~10, quick ~40, cpu ~120.
@@ -114,12 +119,6 @@ class MoeDomain(Domain):
             hidden, _, heads, *_ = SIZES[config.size]
             hparams.update(dim=hidden, n_heads=heads)
         return hparams
-
-    def studies(self) -> dict[str, dict[str, StudySpec]]:
-        """``moe`` (paper claim C11: Adam vs Stable-SPAM) and ``main`` (the same runs)."""
-        seeds = {"smoke": 1, "quick": 1, "cpu": 3, "paper": 3}
-        study = {preset: StudySpec(recipes=("adam", "stable_spam"), seeds=n) for preset, n in seeds.items()}
-        return {"moe": study, "main": study}
 
     gate_baselines = ("unigram", "bigram")
 

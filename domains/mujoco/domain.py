@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 import optimizers
-from domains.base import Diverged, Domain, RunContext, StudySpec
+from domains.base import Diverged, Domain, RunContext
 from domains.checkpoints import Cadence
 from domains.fields import at_least, check
 from domains.mujoco.algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
@@ -123,7 +123,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(algo="SAC", steps=1_000_000, eval_every=10_000, curve_episodes=5, eval_episodes=10, log_every=100),
 }
 
-_PAPER_ENVS = ("HalfCheetah", "Ant", "Hopper")
 
 # Baseline returns by what they depend on (see MujocoDomain.baselines)
 _UNTRAINED: dict[tuple, float] = {}
@@ -173,13 +172,6 @@ class MujocoDomain(Domain):
             hparams["reset_interval"] = min(high, max(low, updates // _RESETS_PER_RUN))
             hparams["total_T"] = None
         return hparams
-
-    def studies(self) -> dict[str, dict[str, StudySpec]]:
-        """``rl`` (paper §RL: Adam vs Stable-SPAM on the three paper tasks) and ``main``, the same."""
-        seeds = {"smoke": 1, "quick": 1, "cpu": 3, "paper": 5}
-        rl = {preset: StudySpec(recipes=("adam", "stable_spam"), grid={"env": _PAPER_ENVS}, seeds=n)
-              for preset, n in seeds.items()}
-        return {"rl": rl, "main": rl}
 
     gate_baselines = ("untrained_policy", "random_policy")
 

@@ -31,7 +31,7 @@ from typing import Literal
 
 import torch
 
-from domains.base import ConfigError, Domain, RunContext, StudySpec
+from domains.base import ConfigError, Domain, RunContext
 from domains.fields import at_least, check, one_of, rule, within
 from domains.training import TrainLoop, train
 from domains.training.rng import step_generator
@@ -41,8 +41,6 @@ from domains.weather.data import ForecastData, WindowSet, load
 
 _SAMPLING_STREAM = 0x5A3  # window order; independent of the anomaly draws
 EVAL_BATCH_SIZE = 256
-SEVERITIES = (0.0, 2.0, 5.0)  # the paper's grid (Fig. 9)
-SEVERITY_RECIPES = ("adam", "spam", "stable_spam")
 ANOMALY_MAX = ("channel", "global")
 
 
@@ -135,18 +133,6 @@ class WeatherDomain(Domain):
             "dim": config.d_model, "n_heads": config.heads,
         }
         return {name: value for name, value in wanted.items() if name in accepted}
-
-    def studies(self) -> dict[str, dict[str, StudySpec]]:
-        """``severity`` (= ``main``): adam, spam, stable_spam x S in {0, 2, 5} at A = 0.1;
-        ``fraction``: the same recipes x A in {0, 0.05, 0.1} at S = 2."""
-        seeds = {"smoke": 1, "quick": 1, "cpu": 10, "paper": 10}
-        severity = {preset: StudySpec(recipes=SEVERITY_RECIPES, seeds=n,
-                                      grid={"severity": SEVERITIES, "anomaly_fraction": (0.1,)})
-                    for preset, n in seeds.items()}
-        fraction = {preset: StudySpec(recipes=SEVERITY_RECIPES, seeds=min(n, 5),
-                                      grid={"severity": (2.0,), "anomaly_fraction": (0.0, 0.05, 0.1)})
-                    for preset, n in seeds.items()}
-        return {"severity": severity, "main": severity, "fraction": fraction}
 
     gate_baselines = ("persistence", "training_mean")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from benchmarks import inference
+from benchmarks.analysis import inference
 
 
 def test_paired_t_matches_hand_computation():

@@ -4,7 +4,7 @@ import multiprocessing
 
 import torch
 
-from benchmarks import executors
+from benchmarks.running import executors
 
 
 def test_workers_take_the_gpus_round_robin_and_the_cpu_without_gpus():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import domains
+from benchmarks.protocol import studies_for
 from domains.base import ConfigError, RunContext
 from domains.llama.domain import SIZES, build_model
 from domains.quant import PROJECTIONS, QuantLinear
@@ -74,7 +75,7 @@ def test_default_hparams_follow_the_paper_and_scale_with_the_run(llama):
 
 
 def test_every_study_exists_at_every_preset_with_registered_recipes(llama):
-    studies = llama.studies()
+    studies = studies_for(llama)
     assert {"main", "lr_sweep", "ablation", "integration", "low_bit", "hparams"} <= set(studies)
     for study, per_preset in studies.items():
         assert set(per_preset) == {"smoke", "quick", "cpu", "paper"}, study

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import domains
-from benchmarks.logger import BufferedRunLogger
+from benchmarks.running.run_logger import BufferedRunLogger
+from benchmarks.protocol import studies_for
 from domains.base import ConfigError, RunContext
 from domains.llama import LlamaConfig
 from domains.lm.causal_lm import next_token_loss
@@ -83,7 +84,7 @@ def test_default_hparams_paper_lr_and_llama_stability_settings(moe):
 
 
 def test_studies_compare_adam_and_stable_spam(moe):
-    studies = moe.studies()
+    studies = studies_for(moe)
     assert studies["moe"] == studies["main"]
     assert {p: s.seeds for p, s in studies["moe"].items()} == {"smoke": 1, "quick": 1, "cpu": 3, "paper": 3}
     assert all(s.recipes == ("adam", "stable_spam") for s in studies["moe"].values())

@@ -15,6 +15,7 @@ from stable_baselines3.common.save_util import load_from_zip_file
 
 import domains
 import optimizers
+from benchmarks.protocol import studies_for
 from domains.base import ConfigError, Diverged, RunContext
 from domains.mujoco.algos import build_model, gradient_updates, network_optimizers, resolve_settings
 from domains.mujoco.checkpoint import SB3Checkpoint
@@ -183,9 +184,9 @@ def test_presets_studies_and_config_errors():
     assert {name: domain.config(name).algo for name in ("smoke", "quick", "cpu", "paper")} == \
         {"smoke": "PPO", "quick": "PPO", "cpu": "PPO", "paper": "SAC"}
     assert domain.config("paper").steps == 1_000_000 and domain.config("cpu").eval_episodes >= 10
-    rl = domain.studies()["rl"]
+    rl = studies_for(domain)["rl"]
     assert rl["cpu"].recipes == ("adam", "stable_spam") and rl["cpu"].seeds == 3 and rl["paper"].seeds == 5
-    assert rl["cpu"].grid["env"] == ("HalfCheetah", "Ant", "Hopper") and domain.studies()["main"] == rl
+    assert rl["cpu"].grid["env"] == ("HalfCheetah", "Ant", "Hopper") and studies_for(domain)["main"] == rl
     with pytest.raises(ConfigError, match="env"):
         domain.config("smoke", {"env": "Humanoid"})
     with pytest.raises(ConfigError, match="eval_episodes"):

@@ -6,8 +6,8 @@ import torch
 
 import domains
 import optimizers
-from benchmarks import telemetry
-from benchmarks.logger import BufferedRunLogger
+from benchmarks.analysis import telemetry
+from benchmarks.running.run_logger import BufferedRunLogger
 from domains.base import PRESETS, ConfigError, Diverged, RunContext
 
 QUADRATIC = domains.get("quadratic")

@@ -7,6 +7,7 @@ import math
 import pytest
 
 import domains
+from benchmarks.protocol import studies_for
 from domains.base import ConfigError, RunContext
 from tests.support.loggers import DyingLogger, Killed, ListLogger
 
@@ -39,10 +40,10 @@ def test_config_errors_name_the_field():
 def test_severity_study_and_defaults():
     domain = domains.get("weather")
     assert domain.default_study == "severity"
-    spec = domain.studies()["severity"]["cpu"]
+    spec = studies_for(domain)["severity"]["cpu"]
     assert spec.recipes == ("adam", "spam", "stable_spam")
     assert spec.grid["severity"] == (0.0, 2.0, 5.0) and spec.seeds == 10
-    assert domain.studies()["main"] == domain.studies()["severity"]
+    assert studies_for(domain)["main"] == studies_for(domain)["severity"]
     for preset in domain.presets:
         config = domain.config(preset)
         hparams = domain.default_hparams("stable_spam", config)

@@ -1,7 +1,7 @@
 """`ListLogger`, the RunLogger the domain tests hand to a run (this module holds no tests).
 
 It keeps each record as ``(step, values)`` in plain lists, so a test can compare what was logged step by step;
-the engine's own logger (`benchmarks.logger.BufferedRunLogger`) is tested with the engine.
+the engine's own logger (`benchmarks.running.run_logger.BufferedRunLogger`) is tested with the engine.
 """
 
 

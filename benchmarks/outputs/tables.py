@@ -1,0 +1,183 @@
+"""Tables: ``OUT/runs.csv`` (+ ``runs.parquet``) and per-study pivots ``OUT/tables/<study>_<domain>.md/.tex``.
+
+A pivot has one row per recipe (plus its variant, plus the LR where the LR was swept), one column per grid
+point (the config fields that vary in the study: precision, severity, env, ...), and cells
+``mean ± std (n=k)`` over the finished seeds, followed by the number of diverged and failed runs. A file holds
+one section per preset, each headed by the domain, preset, algorithm, budget, metric and seeds.
+
+Where the headline metric was evaluated during training (an eval curve with two or more steps), a
+checkpoint table ``OUT/tables/<study>_<domain>_checkpoints.md/.tex`` gives it at (up to) three evaluation steps,
+the ones nearest a third, two thirds and all of the run: the paper's layout for OLMoE (steps 1k/2k/3k).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.analysis.frame import StudyGroup, file_stem, flat_frame, study_groups
+from benchmarks.analysis.stats import summarize
+from benchmarks.store import Store
+
+CHECKPOINTS = 3
+
+
+@dataclass
+class Pivot:
+    """A rendered-agnostic pivot: row labels, column labels and cell texts."""
+
+    title: str
+    caption: str
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[str, str], str]
+
+
+def write_runs_csv(frame: pd.DataFrame, out: Path) -> list[Path]:
+    """Write the long-format run table as ``runs.csv`` and ``runs.parquet``; returns the paths."""
+    flat = flat_frame(frame)
+    csv_path, parquet_path = out / "runs.csv", out / "runs.parquet"
+    flat.to_csv(csv_path, index=False)
+    written = [csv_path]
+    try:
+        flat.astype({c: "string" for c in flat.columns if flat[c].dtype == object}).to_parquet(parquet_path, index=False)
+        written.append(parquet_path)
+    except ImportError:  # pyarrow is optional for the CSV
+        pass
+    return written
+
+
+def cell_text(values, statuses) -> str:
+    """``mean ± std (n=k)`` of the finished values, then ``d div`` / ``f failed`` counts."""
+    statuses = list(statuses)
+    diverged, failed = statuses.count("diverged"), statuses.count("failed")
+    finished = [v for v, s in zip(values, statuses) if s == "finished"]
+    summary = summarize(finished)
+    extras = ([f"{diverged} div"] if diverged else []) + ([f"{failed} failed"] if failed else [])
+    if summary.n == 0:
+        return "— (" + ", ".join(extras or ["no finished run"]) + ")"
+    spread = f" ± {summary.std:.2g}" if not math.isnan(summary.std) else ""
+    return f"{summary.mean:.4g}{spread} (" + ", ".join([f"n={summary.n}"] + extras) + ")"
+
+
+def pivot(group: StudyGroup) -> Pivot:
+    """The pivot of one (study, domain, preset)."""
+    runs = group.runs.assign(row=[group.row_key(r) for _, r in group.runs.iterrows()],
+                             column=[group.column_key(c) for c in group.runs["config"]])
+    runs = runs.sort_values(["recipe", "variant", "lr"], kind="stable")
+    rows = list(dict.fromkeys(runs["row"]))
+    columns = list(dict.fromkeys(group.column_key(c) for c in _sorted_configs(group)))
+    cells = {(row, column): cell_text(cell["metric_value"].tolist(), cell["status"].tolist())
+             for (row, column), cell in runs.groupby(["row", "column"], sort=False)}
+    metric = group.runs.iloc[0]["metric"]
+    return Pivot(title=f"Study {group.study}: {group.domain} ({group.preset})",
+                 caption=f"{metric}: {group.describe()}", rows=rows, columns=columns, cells=cells)
+
+
+def checkpoint_steps(steps: Iterable[int], count: int = CHECKPOINTS) -> list[int]:
+    """The evaluation steps nearest ``1/count, 2/count, ..., 1`` of the last one (all of them when there are
+    no more than ``count``), sorted and without repeats."""
+    unique = sorted({int(s) for s in steps})
+    if len(unique) <= count:
+        return unique
+    targets = [unique[-1] * i / count for i in range(1, count + 1)]
+    return sorted({min(unique, key=lambda s: (abs(s - target), s)) for target in targets})
+
+
+def checkpoint_pivot(group: StudyGroup, store: Store) -> Pivot | None:
+    """The headline metric at the checkpoints of :func:`checkpoint_steps`, one column per (grid point, step);
+    None when the metric was evaluated at fewer than two steps. Cells summarise the finished runs."""
+    runs = group.runs.sort_values(["recipe", "variant", "lr"], kind="stable")
+    metric = runs.iloc[0]["metric"]
+    curves = store.curves_named("eval", metric, runs["run_id"])
+    steps = checkpoint_steps(np.concatenate([c.steps for c in curves.values()])) if curves else []
+    if len(steps) < 2:
+        return None
+    grid_columns = list(dict.fromkeys(group.column_key(c) for c in _sorted_configs(group)))
+
+    def name(column: str, step: int) -> str:
+        return f"step {step}" if column == "all" else f"{column}, step {step}"
+
+    values: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for _, run in runs.iterrows():
+        curve = curves.get(run["run_id"])
+        at = {} if curve is None else dict(zip(curve.steps.tolist(), curve.values.tolist()))
+        for step in steps:
+            key = (group.row_key(run), name(group.column_key(run["config"]), step))
+            values.setdefault(key, []).append((at.get(step, math.nan), run["status"]))
+    cells = {key: cell_text(*zip(*pairs)) for key, pairs in values.items()}
+    rows = list(dict.fromkeys(group.row_key(run) for _, run in runs.iterrows()))
+    columns = [name(column, step) for column in grid_columns for step in steps]
+    return Pivot(title=f"Study {group.study}: {group.domain} ({group.preset}), {metric} at checkpoints",
+                 caption=f"{metric} at evaluation steps {', '.join(map(str, steps))}: {group.describe()}",
+                 rows=rows, columns=columns, cells=cells)
+
+
+def _sorted_configs(group: StudyGroup) -> list[dict]:
+    def key(config):
+        return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+                     for v in (config.get(f) for f in group.grid_fields))
+    return sorted(group.runs["config"], key=key)
+
+
+def to_markdown(pivots: list[Pivot]) -> str:
+    """Markdown text of one or more pivots (one section each)."""
+    parts = []
+    for p in pivots:
+        header = "| recipe | " + " | ".join(p.columns) + " |"
+        rule = "|---|" + "---|" * len(p.columns)
+        lines = [f"| {row} | " + " | ".join(p.cells.get((row, c), "") for c in p.columns) + " |" for row in p.rows]
+        parts.append("\n".join([f"### {p.title}", "", p.caption, "", header, rule, *lines, ""]))
+    return "\n".join(parts)
+
+
+def to_latex(pivots: list[Pivot]) -> str:
+    """LaTeX (booktabs) text of one or more pivots, one ``table`` environment each."""
+    parts = []
+    for p in pivots:
+        spec = "l" + "c" * len(p.columns)
+        head = " & ".join(["recipe", *(_tex(c) for c in p.columns)]) + r" \\"
+        body = [" & ".join([_tex(row), *(_tex(p.cells.get((row, c), "")) for c in p.columns)]) + r" \\" for row in p.rows]
+        parts.append("\n".join([
+            r"\begin{table}[ht]", r"\centering", rf"\caption{{{_tex(p.title)}. {_tex(p.caption)}}}",
+            rf"\begin{{tabular}}{{{spec}}}", r"\toprule", head, r"\midrule", *body, r"\bottomrule",
+            r"\end{tabular}", r"\end{table}", "",
+        ]))
+    return "\n".join(parts)
+
+
+_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _tex(text: str) -> str:
+    escaped = "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
+    return escaped.replace("±", r"$\pm$").replace("—", "--").replace("–", "--")
+
+
+def write_study_tables(frame: pd.DataFrame, out: Path,
+                       checkpoints: Mapping[tuple[str, str, str], Pivot | None] | None = None) -> list[Path]:
+    """Write ``tables/<study>_<domain>.md`` and ``.tex`` for every study and domain, and the
+    ``<study>_<domain>_checkpoints`` tables of the (study, domain, preset) pivots in ``checkpoints``
+    (:func:`checkpoint_pivot`; None where they do not apply); returns the paths."""
+    folder = out / "tables"
+    folder.mkdir(parents=True, exist_ok=True)
+    by_file: dict[str, list[Pivot]] = {}
+    for group in study_groups(frame):
+        by_file.setdefault(f"{group.study}_{group.domain}", []).append(pivot(group))
+        at_checkpoints = (checkpoints or {}).get((group.study, group.domain, group.preset))
+        if at_checkpoints is not None:
+            by_file.setdefault(f"{group.study}_{group.domain}_checkpoints", []).append(at_checkpoints)
+    written = []
+    for stem, pivots in sorted(by_file.items()):
+        for suffix, render in ((".md", to_markdown), (".tex", to_latex)):
+            path = folder / f"{file_stem(stem)}{suffix}"
+            path.write_text(render(pivots), encoding="utf-8")
+            written.append(path)
+    return written
+

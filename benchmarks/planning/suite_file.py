@@ -1,0 +1,178 @@
+"""Suite files: the same request as the command line, declared in TOML (or YAML), parsed, never evaluated.
+
+Example (``python run_all.py --suite my_suite.toml``)::
+
+    preset = "smoke"                 # smoke | quick | cpu | paper
+    study = "main"                   # or a list: ["main", "lr_sweep"]; default: each domain's default study
+    domains = ["quadratic", "weather"]
+    seeds = 3                        # seeds 0..2
+    lrs = [1e-3, 3e-3]               # replaces the study's LRs
+
+    # replaces the study's recipes; a string uses the --optimizers syntax, a table names hyper-parameters
+    optimizers = ["adam", "stable_spam:gamma1=0.85"]
+
+    [[optimizer]]                    # table form; a list value is a grid over its elements
+    name = "stable_spam"
+    gamma1 = [0.5, 0.7, 0.9]         # three runs; write a tuple value as a string: betas = "0.9/0.95"
+
+    [set.weather]                    # domain config fields; a list is a grid
+    severity = [0, 2, 5]
+
+    [budget]                         # run length per domain, in the domain's budget unit (default: the
+    quadratic = 200                  # preset's); written into the config field the domain names (``steps``)
+
+Errors name the file and the key, on one line. Command-line flags given with ``--suite`` win over the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from benchmarks.errors import BadInput
+from benchmarks.planning.request import (OptimizerItem, SuiteRequest, check_lrs, expand_hparam_grid,
+                                         parse_optimizer_item, parse_value)
+
+KEYS = ("preset", "study", "domains", "seeds", "lrs", "optimizers", "optimizer", "set", "budget")
+_FIELD_KEYS = {"preset": "preset", "studies": "study", "domains": "domains", "seeds": "seeds", "lrs": "lrs",
+               "optimizers": "optimizers", "sets": "set", "budgets": "budget"}  # SuiteRequest field -> file key
+
+
+def load_suite_file(path: str | Path) -> tuple[SuiteRequest, set[str]]:
+    """Parse and validate a suite file; returns the request and the names of the fields it set."""
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise BadInput(f"suite file not found: {where}")
+    data = _parse(path, where)
+    if not isinstance(data, dict):
+        raise BadInput(f"{where}: the file must hold a table of keys, not {type(data).__name__}")
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise BadInput(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+
+    request, given = SuiteRequest(), set()
+    if "preset" in data:
+        request.preset = _expect(data["preset"], str, where, "preset")
+        given.add("preset")
+    if "study" in data:
+        request.studies = _strings(data["study"], where, "study")
+        given.add("studies")
+    if "domains" in data:
+        request.domains = _strings(data["domains"], where, "domains")
+        given.add("domains")
+    if "seeds" in data:
+        request.seeds = _expect(data["seeds"], int, where, "seeds")
+        given.add("seeds")
+    if "lrs" in data:
+        values = data["lrs"] if isinstance(data["lrs"], list) else [data["lrs"]]
+        lrs = tuple(_expect(v, (int, float), where, "lrs") for v in values)
+        request.lrs = check_lrs(tuple(float(v) for v in lrs), f"{where}: lrs")
+        given.add("lrs")
+    items = _optimizer_items(data, where)
+    if items is not None:
+        request.optimizers = items
+        given.add("optimizers")
+    if "set" in data:
+        request.sets = _sets(data["set"], where)
+        given.add("sets")
+    if "budget" in data:
+        table = _expect(data["budget"], dict, where, "budget")
+        request.budgets = {domain: _positive(v, where, f"budget.{domain}") for domain, v in table.items()}
+        given.add("budgets")
+    request.origins = {name: f"{where}: {key}" for name, key in _FIELD_KEYS.items() if name in given}
+    return request, given
+
+
+def _parse(path: Path, where: str) -> Any:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            return yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise BadInput(f"{where}: malformed YAML: {' '.join(str(exc).split())}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{where}: malformed TOML: {exc}") from None
+
+
+def _expect(value: Any, kind, where: str, key: str) -> Any:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:  # TOML true is not an integer here
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if not ok:
+        names = " or ".join({int: "an integer", float: "a number", str: "a string", dict: "a table",
+                             list: "a list"}[k] for k in kinds)
+        raise BadInput(f"{where}: key {key!r} must be {names}, got {value!r}")
+    return value
+
+
+def _positive(value: Any, where: str, key: str) -> int:
+    if _expect(value, int, where, key) < 1:
+        raise BadInput(f"{where}: key {key!r} must be at least 1, got {value!r}")
+    return value
+
+
+def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
+    values = value if isinstance(value, list) else [value]
+    return tuple(_expect(v, str, where, key) for v in values)
+
+
+def _optimizer_items(data: dict, where: str) -> tuple[OptimizerItem, ...] | None:
+    if "optimizers" not in data and "optimizer" not in data:
+        return None
+    items: list[OptimizerItem] = []
+    entries = list(data.get("optimizers", [])) if isinstance(data.get("optimizers", []), list) else None
+    if entries is None:
+        raise BadInput(f"{where}: key 'optimizers' must be a list")
+    entries += list(data.get("optimizer", []))
+    for index, entry in enumerate(entries):
+        origin = f"{where}: optimizer {index + 1}"
+        if isinstance(entry, str):
+            items.append(parse_optimizer_item(entry, origin))
+        elif isinstance(entry, dict):
+            entry = dict(entry)
+            name = entry.pop("name", None)
+            if not isinstance(name, str) or not name:
+                raise BadInput(f"{origin}: a table needs a string 'name'")
+            hparams = {key: _hparam_value(value) for key, value in entry.items()}
+            items.extend(expand_hparam_grid(name, hparams, origin))
+        else:
+            raise BadInput(f"{origin}: expected a string or a table, got {entry!r}")
+    if not items:
+        raise BadInput(f"{where}: 'optimizers' is empty")
+    return tuple(items)
+
+
+def _hparam_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_value(value)
+    if isinstance(value, list):
+        return [_hparam_value(v) if not isinstance(v, list) else tuple(v) for v in value]
+    return value
+
+
+def _sets(table: Any, where: str) -> dict[str, dict[str, tuple]]:
+    table = _expect(table, dict, where, "set")
+    sets: dict[str, dict[str, tuple]] = {}
+    for domain, fields in table.items():
+        fields = _expect(fields, dict, where, f"set.{domain}")
+        for name, value in fields.items():
+            values = value if isinstance(value, list) else [value]
+            if not values or any(isinstance(v, (dict, list)) for v in values):
+                raise BadInput(f"{where}: set.{domain}.{name} must be a value or a list of values, got {value!r}")
+            # Text goes through the domain's own field parser, which checks the type and names the field.
+            sets.setdefault(domain, {})[name] = tuple(_field_text(v) for v in values)
+    return sets
+
+
+def _field_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,99 @@
+"""The engine's one entry point: :func:`run_plan` runs the runs of a plan that the store does not hold yet,
+then rebuilds the outputs. The command line (:mod:`benchmarks.cli`) and the tests call it alike.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.errors import BadInput
+from benchmarks.planning import Plan, SuiteRequest, plan_suite
+from benchmarks.running.executors import make_executor
+from benchmarks.running.runner import checkpoint_dir
+from benchmarks.store import STATUSES, Store
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass
+class PlanResult:
+    """What :func:`run_plan` did: the plan, where, how many runs were already stored, and every run's stored row
+    (nothing when it was a dry run)."""
+
+    plan: Plan
+    out: Path
+    already_stored: int = 0
+    rows: list[dict] = field(default_factory=list)  # the plan's runs as stored (Store.runs() rows)
+    outputs: list[Path] = field(default_factory=list)  # files rebuilt under out
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """status -> number of the plan's stored runs."""
+        counts = Counter(row["status"] for row in self.rows)
+        return {status: counts.get(status, 0) for status in STATUSES}
+
+    @property
+    def failed(self) -> list[dict]:
+        """The plan's runs stored as failed."""
+        return [row for row in self.rows if row["status"] == "failed"]
+
+
+def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "local", workers: int | None = None,
+             retry_failed: bool = False, dry_run: bool = False, outputs: bool = True,
+             progress: bool | None = None) -> PlanResult:
+    """Run the runs of ``plan`` (a :class:`Plan`, or a request to plan first) that ``OUT/runs.sqlite`` does not
+    hold, then rebuild tables, plots and report (unless ``outputs`` is False).
+
+    Stored runs are skipped: finished and diverged ones always, failed ones unless ``retry_failed``. ``backend``
+    ``local`` runs in this process (``workers`` None or 1) or a process pool (``workers`` N); ``ray`` on
+    ``$RAY_ADDRESS`` or a local Ray instance. ``progress``: per-step bars (None: when stderr is a terminal and
+    runs happen in this process). A dry run plans and validates only. BadInput on any invalid input, before the
+    store is touched.
+    """
+    if backend not in BACKENDS:
+        raise BadInput(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+    if workers is not None and workers < 1:
+        raise BadInput(f"--workers must be at least 1, got {workers}")
+    plan = plan if isinstance(plan, Plan) else plan_suite(plan)
+    out = Path(out)
+    if dry_run:
+        return PlanResult(plan, out)
+
+    out.mkdir(parents=True, exist_ok=True)
+    with Store(out / "runs.sqlite") as store:
+        stored = store.statuses()
+        skip = {"finished", "diverged"} | (set() if retry_failed else {"failed"})
+        todo = [spec for spec in plan.specs if stored.get(spec.run_id) not in skip]
+        store.add_studies((study, spec.run_id) for spec in plan.specs if spec.run_id in stored for study in spec.studies)
+    for spec in plan.specs:  # a kill between storing a run and removing its checkpoint leaves the folder behind
+        if stored.get(spec.run_id) in skip:
+            shutil.rmtree(checkpoint_dir(out, spec.run_id), ignore_errors=True)
+    already = len(plan.specs) - len(todo)
+    print(f"{len(plan.specs)} run(s) in the suite: {already} already stored, {len(todo)} to run "
+          f"(backend {backend}, workers {workers or 'default'}); results in {out}", file=sys.stderr)
+    if progress is None:
+        progress = backend == "local" and (workers or 1) == 1 and sys.stderr.isatty()
+    _drive(make_executor(backend, workers, progress=progress), todo, out)
+    written = []
+    if outputs:
+        from benchmarks.outputs.report import build_outputs
+
+        written = build_outputs(out)
+    wanted = {spec.run_id for spec in plan.specs}
+    with Store(out / "runs.sqlite") as store:
+        rows = [row for row in store.runs() if row["run_id"] in wanted]
+    return PlanResult(plan, out, already, rows, written)
+
+
+def _drive(executor, todo, out: Path) -> None:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(todo), desc="runs", unit="run", disable=None, dynamic_ncols=True) as bar:
+        for run_id, status, error in executor.run(todo, out):
+            bar.update(1)
+            if status == "failed":
+                bar.write(f"run {run_id} failed: {error}", file=sys.stderr)

@@ -1,0 +1,124 @@
+"""Run one :class:`RunSpec`: seed, pick the device, call the domain, turn the outcome into a RunRecord.
+
+Divergence is data, not a crash: :class:`domains.base.Diverged` becomes ``status = diverged`` with the step;
+any other exception becomes ``status = failed`` with a one-line error and the traceback. Only
+KeyboardInterrupt/SystemExit escape, leaving the run's checkpoint folder for the next attempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import random
+import shutil
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import domains
+from benchmarks.planning.expansion import budget_field
+from benchmarks.planning.run_spec import RunSpec, to_jsonable
+from benchmarks.running.environment import environment
+from benchmarks.running.run_logger import BufferedRunLogger
+from benchmarks.store import RunRecord, Store
+from domains.base import Diverged, Domain, RunContext
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python ``random``, numpy's global generator and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(slot: int = 0) -> torch.device:
+    """``cuda`` (GPU ``slot`` modulo the number of GPUs) when available, else ``cpu``."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", slot % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def checkpoint_dir(out: Path, run_id: str) -> Path:
+    """The run's scratch folder ``OUT/checkpoints/<run_id>/`` (removed once the run is stored)."""
+    return Path(out) / "checkpoints" / run_id
+
+
+def resolve_domain(spec: RunSpec) -> Domain:
+    """The spec's domain adapter; imports ``spec.domain_class`` when this process has not registered it."""
+    try:
+        return domains.get(spec.domain)
+    except ValueError:
+        if not spec.domain_class:
+            raise
+    module_name, _, qualname = spec.domain_class.partition(":")
+    cls = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    domains.register(cls)
+    return domains.get(spec.domain)
+
+
+def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.device | None = None) -> RunRecord:
+    """Train and evaluate ``spec`` once and return its record (never raises for a diverged/failed run)."""
+    domain = resolve_domain(spec)
+    device = device or pick_device()
+    logger = BufferedRunLogger()
+    record = RunRecord(
+        spec=spec, status="failed", metric=domain.metric, higher_is_better=domain.higher_is_better,
+        budget_unit=domain.budget_unit, environment=environment(device),
+        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        budget=spec.budget if spec.budget is not None else spec.config.get(budget_field(domain)),
+    )
+    clock = time.perf_counter()
+    try:
+        seed_everything(spec.seed)
+        config = domain.config(spec.preset, spec.overrides)  # the budget, if any, is one of the overrides
+        record.config = to_jsonable(config)
+        record.budget = getattr(config, budget_field(domain), None)  # None: a domain without a run length
+        ctx = RunContext(recipe=spec.recipe, hparams=dict(spec.hparams), seed=spec.seed, logger=logger,
+                         device=device, workdir=checkpoint_dir(out, spec.run_id), progress=progress)
+        metrics = domain.run(config, ctx)
+        if domain.metric not in metrics:
+            raise KeyError(f"domain {domain.name!r} returned no {domain.metric!r} (got {', '.join(metrics)})")
+        record.status = "finished"
+        record.final_metrics = {key: float(value) for key, value in metrics.items()}
+        record.metric_value = record.final_metrics[domain.metric]
+    except Diverged as exc:
+        record.status = "diverged"
+        record.diverged_step = int(exc.step)
+        record.error = _one_line(exc.reason)
+    except Exception as exc:  # a crashing run is recorded, the sweep goes on
+        record.status = "failed"
+        record.error = _one_line(f"{type(exc).__name__}: {exc}")
+        record.traceback = traceback.format_exc()
+    record.wall_seconds = time.perf_counter() - clock
+    record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record.info = to_jsonable(logger.info)
+    record.curves = logger.curves()
+    return record
+
+
+def finish(record: RunRecord, store: Store, out: Path) -> None:
+    """Write ``record`` to the store, then drop the run's checkpoint folder (not before: a kill in between
+    leaves the checkpoint, and the re-run finds the run already stored)."""
+    store.write_run(record)
+    shutil.rmtree(checkpoint_dir(out, record.spec.run_id), ignore_errors=True)
+
+
+def run_and_store(spec: RunSpec, out: str | os.PathLike, progress: bool = False) -> tuple[str, str, str | None]:
+    """Execute one run and write it to ``OUT/runs.sqlite``; returns (run_id, status, error)."""
+    out = Path(out)
+    record = execute(spec, out, progress=progress)
+    with Store(out / "runs.sqlite") as store:
+        finish(record, store, out)
+    return spec.run_id, record.status, record.error
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
