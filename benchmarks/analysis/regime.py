@@ -127,7 +127,8 @@ def cell_regime(rows: pd.DataFrame, margin: float = MARGIN) -> tuple[bool | None
     relation = ">=" if higher else "<="
     if beats_by_margin(mean, baseline, higher, margin):
         return True, f"in regime: {mean:.4g} {relation} {need:.4g} ({name} {baseline:.4g}, margin {margin:.0%})"
-    return False, f"out of regime: {mean:.4g} vs {name} {baseline:.4g} (needs {relation} {need:.4g}, margin {margin:.0%})"
+    return False, (f"out of regime: {mean:.4g} vs {name} {baseline:.4g} "
+                   f"(needs {relation} {need:.4g}, margin {margin:.0%})")
 
 
 def regime_of(*cells: pd.DataFrame) -> bool | None:
