@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from benchmarks.audit.auditor import Auditor
-    from benchmarks.audit.verdicts import Comparison
+    from benchmarks.audit.grading import Check as TestedCheck
 
 # The paper's versions (SPEC §4) and the files in /work/shared that hold them.
 PAPER_VERSIONS = {
@@ -46,10 +46,22 @@ class Selection:
 
 
 class Check(Protocol):
-    """A kind of comparison (:mod:`benchmarks.audit.comparisons`): the comparisons it makes on a claim's runs."""
+    """A kind of comparison (:mod:`benchmarks.audit.comparisons`): the tested comparisons it makes on a claim's
+    runs, each naming the part of the claim it covers."""
 
-    def check(self, auditor: "Auditor", runs: "pd.DataFrame") -> "list[Comparison]":
-        """The comparisons made on ``runs`` (never empty runs), each with its verdict and numbers."""
+    def check(self, auditor: "Auditor", runs: "pd.DataFrame") -> "list[TestedCheck]":
+        """The comparisons made on ``runs`` (possibly empty: then usually none)."""
+
+
+@dataclass(frozen=True)
+class Premise:
+    """What a claim presumes: ``recipe`` at each of ``values`` of ``field`` is worse than at ``reference``
+    values (4-bit Adam worse than 16-bit Adam). Checked on the claim's domain, each at its best LR."""
+
+    field: str
+    recipe: str
+    values: tuple
+    reference: tuple
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,13 @@ class Claim:
     selection: Selection
     checks: tuple[Check, ...]
     note: str = ""
+    # The parts the claim speaks of (rivals, precisions, environments ...), as the comparisons name them; a
+    # claim is "partially run (k of m)" when only k of them ran. Empty: one part per comparison that ran.
+    parts: tuple[str, ...] = ()
+    premise: Premise | None = None
+    # part -> the paper's effect relative to the rival's value, oriented so a negative value supports the
+    # claim (for the power estimate; absent parts have none).
+    paper_effects: Mapping[str, float] = field(default_factory=dict)
 
     def source_text(self) -> str:
         """``Fig. 2 (arXiv version)``, several joined with ``; ``."""

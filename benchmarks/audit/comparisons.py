@@ -1,122 +1,281 @@
-"""The kinds of comparison a claim is checked with. Each is data (recipes, fields, limits, wording) with a
-``check(auditor, runs)`` that makes its comparisons on a claim's runs:
+"""The kinds of comparison a claim is checked with. Each is data (recipes, fields, limits, the part it covers)
+with a ``check(auditor, runs)`` that makes tested comparisons (:class:`benchmarks.audit.grading.Check`):
 
 * :class:`Beats` -- a recipe beats each rival within each config (each at its best LR);
 * :class:`BeatsAcross` -- a recipe at some values of a field beats a rival at other values (4-bit vs 16-bit);
 * :class:`LessLrSensitive`, :class:`LessLrSensitiveAcross` -- a flatter metric-vs-LR curve, between two recipes
-  or, per recipe, between two groups of a field's values;
-* :class:`FewerSpikes` -- fewer spikes of a telemetry series;
-* :class:`ReachesTargetSooner` -- reaches the reference's final training loss in a fraction of its steps;
+  or, per recipe, between two groups of a field's values (paired seed bootstrap, best LR re-picked);
+* :class:`FewerSpikes` -- fewer gradient-norm spikes, the window scaled to the run;
+* :class:`ReachesTargetSooner` -- reaches the reference's final training loss in a fraction of its steps,
+  each seed against the reference run of the same seed (so the target's own spread is carried);
 * :class:`AdvantageGrows` -- the advantage over a baseline grows from the lowest to the highest value of a field;
-* :class:`Overhead` -- time per step within a factor of the reference's.
+* :class:`Overhead` -- the interleaved optimizer-step benchmark's time ratio and state bytes.
+
+Every test is on a quantity whose **negative** values support the claim; seed-matched arms are analysed as
+pairs (:func:`benchmarks.analysis.inference.compare`). Each arm is a recipe at one config, at its best LR
+(:func:`benchmarks.analysis.frame.at_best_lr`: fewest non-finished seeds, then the best mean over seeds).
+Diverged runs are left out of a t-test and counted in the comparison's numbers; an arm whose runs all diverged
+gives an untestable comparison (its cell is out of regime anyway). Part names are templates filled from the
+config, with the paper's names for precisions (:data:`LABELS`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from benchmarks.analysis import telemetry
 from benchmarks.analysis.frame import at_best_lr
-from benchmarks.analysis.stats import bootstrap
-from benchmarks.audit.verdicts import INCONCLUSIVE, Comparison, beats, decide
+from benchmarks.analysis.inference import ALPHA, MIN_SEEDS, TestResult, compare, paired_t
+from benchmarks.analysis.regime import cell_regime, regime_of
+from benchmarks.audit.grading import Check
+from benchmarks.audit.verdicts import summary_text
 
 if TYPE_CHECKING:
     from benchmarks.audit.auditor import Auditor
 
 Pick = Callable[[pd.DataFrame], pd.Series]
 
+# The paper's names of our precisions: both FP4 E1M2 implementations are its "FP4"; FP32 on the CPU presets
+# stands where the paper trained in BF16 ("16-bit").
+LABELS = {"int2": "INT2", "int3": "INT3", "int4": "INT4", "int8": "INT8", "fp4_e1m2": "FP4", "fp4_e1m2_ref": "FP4",
+          "mxfp4": "MXFP4", "nvfp4": "NVFP4", "bf16": "16-bit", "fp32": "16-bit"}
+BITS = {"int2": "2-bit", "int3": "3-bit", "int4": "4-bit", "int8": "8-bit", "fp4_e1m2": "4-bit",
+        "fp4_e1m2_ref": "4-bit", "mxfp4": "4-bit", "nvfp4": "4-bit", "bf16": "16-bit", "fp32": "16-bit"}
+LR_BOOTSTRAP_RESAMPLES = 1000
+
+
+class _Blank(dict):
+    def __missing__(self, key):
+        return "?"
+
+
+def part_name(template: str, config: Mapping, **names) -> str:
+    """``template`` filled with the config's values (precisions by their paper names; ``{bits}`` the bit width
+    of the precision) and ``names``."""
+    values = _Blank({k: LABELS.get(str(v), str(v)) for k, v in config.items()})
+    if "precision" in config:
+        values["bits"] = BITS.get(str(config["precision"]), str(config["precision"]))
+    values.update(names)
+    return template.format_map(values)
+
+
+def seed_values(runs: pd.DataFrame, column: str = "metric_value") -> dict[int, float]:
+    """seed -> value of the finished runs with a finite ``column``."""
+    done = runs[(runs["status"] == "finished")]
+    return {int(s): float(v) for s, v in zip(done["seed"], done[column]) if v is not None and math.isfinite(v)}
+
+
+def _no_test(n_a: int, n_b: int, why: str) -> TestResult:
+    return TestResult(math.nan, math.nan, math.nan, math.nan, n_a, n_b, 0, why, math.nan)
+
+
+def _regime_note(*cells: tuple[str, pd.DataFrame]) -> str:
+    notes = []
+    for name, cell in cells:
+        state, text = cell_regime(cell)
+        if state is not True:
+            notes.append(f"{name} {text}")
+    return f"; {'; '.join(notes)}" if notes else ""
+
+
+def beats_check(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str, where: str, part: str,
+                paper_relative: float | None = None, column: str = "metric_value",
+                higher_is_better: bool | None = None) -> Check:
+    """"``a`` has a better ``column`` than ``b``": the test of ``a - b`` (lower is better) or ``b - a``
+    (higher), seed-paired when they share seeds. ``paper_relative`` (the paper's effect over the rival's value,
+    negative = supports) scales to this metric by ``|mean(b)|`` for the power estimate."""
+    higher = bool(a.iloc[0]["higher_is_better"]) if higher_is_better is None else higher_is_better
+    va, vb = seed_values(a, column), seed_values(b, column)
+    div_a, div_b = int((a["status"] == "diverged").sum()), int((b["status"] == "diverged").sum())
+    numbers = (f"{name_a} {summary_text(list(va.values()))}{f', {div_a} div' if div_a else ''}; "
+               f"{name_b} {summary_text(list(vb.values()))}{f', {div_b} div' if div_b else ''}")
+    if va and vb:
+        result = compare(vb, va) if higher else compare(va, vb)
+        numbers += f"; difference{' (rival - ours)' if higher else ''}"
+    else:
+        result = _no_test(len(a), len(b), "no test: an arm has no finished run")
+    effect = None
+    if paper_relative is not None and vb:
+        effect = paper_relative * abs(float(np.mean(list(vb.values()))))
+    numbers += _regime_note((name_a, a), (name_b, b))
+    return Check(f"{where}: {name_a} beats {name_b}", part, result, regime_of(a, b), effect, numbers)
+
 
 def _recipe_is(recipe: str) -> Pick:
     return lambda runs: runs["recipe"] == recipe
 
 
-def _field_is(name: str, value) -> Pick:
-    return lambda runs: runs["config"].map(lambda c: c.get(name) == value)
-
-
 def _field_in(runs: pd.DataFrame, name: str, values: tuple) -> pd.DataFrame:
-    return runs[runs["config"].map(lambda c: c.get(name) in values)]
-
-
-def pairwise(auditor: "Auditor", runs: pd.DataFrame, winner: str, rivals, drop: tuple[str, ...] = (),
-             pick_a: Pick | None = None, pick_b: Callable[[str], Pick] | None = None) -> list[Comparison]:
-    """``winner`` beats each rival within each config (each at its best LR); ``pick_a`` / ``pick_b(rival)``
-    select their runs (default: by recipe name)."""
-    out = []
-    for where, group in auditor.configs(runs, drop):
-        a = at_best_lr(group[(pick_a or _recipe_is(winner))(group)])
-        if a.empty:
-            continue
-        for rival in rivals:
-            b = group[(pick_b or _recipe_is)(rival)(group)]
-            if not b.empty:
-                out.append(beats(a, at_best_lr(b), winner, rival, where))
-    return out
+    if runs.empty:
+        return runs
+    return runs[runs["config"].map(lambda c: c.get(name) in values).astype(bool)]
 
 
 @dataclass(frozen=True)
 class Beats:
-    """``winner`` beats each of ``rivals`` within each config."""
+    """``winner`` beats each of ``rivals`` within each config. ``part`` names the part each comparison covers
+    (a template with ``{winner}``, ``{rival}`` and the config's fields); ``paper`` maps parts to the paper's
+    relative effects."""
 
     winner: str
     rivals: tuple[str, ...]
+    part: str = "{rival}"
 
-    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Comparison]:
-        """One comparison per (config, rival)."""
-        return pairwise(auditor, runs, self.winner, self.rivals)
+    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Check]:
+        """One comparison per (config, rival) that ran."""
+        out = []
+        for where, group in auditor.configs(runs):
+            a = at_best_lr(group[group["recipe"] == self.winner])
+            if a.empty:
+                continue
+            for rival in self.rivals:
+                b = group[group["recipe"] == rival]
+                if b.empty:
+                    continue
+                part = part_name(self.part, a.iloc[0]["config"], winner=self.winner, rival=rival)
+                out.append(beats_check(a, at_best_lr(b), self.winner, rival, where, part,
+                                       auditor.paper_effect(part)))
+        return out
 
 
 @dataclass(frozen=True)
 class BeatsAcross:
     """``winner`` at each of ``winner_values`` of ``field`` beats ``rival`` at each of ``rival_values``, within
-    each config apart from ``field``."""
+    each config apart from ``field``; ``part`` is filled from the winner's config (``{ours}``/``{theirs}``: the
+    two values by their paper names)."""
 
     field: str
     winner: str
     winner_values: tuple
     rival: str
     rival_values: tuple
+    part: str = "{ours} vs {theirs}"
 
-    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Comparison]:
+    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Check]:
         """One comparison per (winner value, rival value, config)."""
         out = []
-        for ours in self.winner_values:
-            for theirs in self.rival_values:
-                both = _field_in(runs, self.field, (ours, theirs))
-                is_ours, is_theirs = _field_is(self.field, ours), _field_is(self.field, theirs)
-                out += pairwise(
-                    auditor, both, f"{self.winner} ({ours})", (f"{self.rival} ({theirs})",), drop=(self.field,),
-                    pick_a=lambda g, p=is_ours: (g["recipe"] == self.winner) & p(g),
-                    pick_b=lambda _, p=is_theirs: lambda g: (g["recipe"] == self.rival) & p(g))
+        for where, group in auditor.configs(runs, drop=(self.field,)):
+            for ours in self.winner_values:
+                a = at_best_lr(_field_in(group[group["recipe"] == self.winner], self.field, (ours,)))
+                if a.empty:
+                    continue
+                for theirs in self.rival_values:
+                    b = at_best_lr(_field_in(group[group["recipe"] == self.rival], self.field, (theirs,)))
+                    if b.empty:
+                        continue
+                    part = part_name(self.part, a.iloc[0]["config"], ours=LABELS.get(ours, ours),
+                                     theirs=LABELS.get(theirs, theirs))
+                    out.append(beats_check(a, b, f"{self.winner} ({ours})", f"{self.rival} ({theirs})", where, part,
+                                           auditor.paper_effect(part)))
         return out
+
+
+# --- LR sensitivity ---------------------------------------------------------------------------------------
+
+def lr_matrix(runs: pd.DataFrame, lrs: list[float], seeds: list[int]) -> np.ndarray:
+    """(LR x seed) matrix of the finished metric; NaN for a diverged/failed/missing run."""
+    matrix = np.full((len(lrs), len(seeds)), np.nan)
+    index_lr, index_seed = {lr: i for i, lr in enumerate(lrs)}, {s: j for j, s in enumerate(seeds)}
+    for run in runs.itertuples():
+        if run.lr in index_lr and run.seed in index_seed and run.status == "finished" \
+                and run.metric_value is not None and math.isfinite(run.metric_value):
+            matrix[index_lr[run.lr], index_seed[run.seed]] = run.metric_value
+    return matrix
+
+
+def sensitivity(matrix: np.ndarray, higher_is_better: bool) -> np.ndarray | float:
+    """Mean over the (LR, seed) runs of min(1, metric / best - 1) (``best / metric - 1`` when higher is
+    better), a non-finished run (NaN) counting 1; ``best`` is the best LR's mean over the seeds (re-picked on
+    every call, so on every bootstrap resample). ``matrix`` is (LR x seed), or (LR x resample x seed) for one
+    value per resample."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an LR whose every seed diverged has no mean
+        means = np.nanmean(matrix, axis=-1)  # per LR (and resample); NaN when every seed diverged
+        best = np.nanmax(means, axis=0) if higher_is_better else np.nanmin(means, axis=0)
+        best = np.expand_dims(best, (0, -1))
+        ratio = best / matrix if higher_is_better else matrix / best
+    degradation = np.where(np.isnan(ratio), 1.0, np.clip(ratio - 1.0, 0.0, 1.0))
+    value = degradation.mean(axis=(0, -1))
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def sensitivity_test(a: pd.DataFrame, b: pd.DataFrame, lrs: list[float], higher: bool,
+                     resamples: int = LR_BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[TestResult, float, float]:
+    """(test of sensitivity(a) - sensitivity(b), sensitivity(a), sensitivity(b)) over the seeds both ran.
+
+    Paired seed bootstrap: the same seeds are drawn (with replacement) for every LR and both arms, and the
+    best LR is re-picked in every resample. Its standard error, times sqrt(n / (n - 1)) (the bootstrap's
+    variance of a mean is (n - 1)/n of the unbiased one), is referred to Student's t with n - 1 degrees of
+    freedom: for a mean this is exactly the paired t-test, and the null simulation in the tests checks its
+    calibration for this statistic.
+    """
+    seeds = sorted(set(a["seed"]) & set(b["seed"]))
+    n = len(seeds)
+    ma, mb = lr_matrix(a, lrs, seeds), lr_matrix(b, lrs, seeds)
+    sa, sb = sensitivity(ma, higher), sensitivity(mb, higher)
+    estimate = sa - sb
+    if n < 2:
+        return _no_test(n, n, "no test: fewer than 2 shared seeds"), sa, sb
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(resamples, n))
+    stats = sensitivity(ma[:, draws], higher) - sensitivity(mb[:, draws], higher)
+    se = float(stats.std(ddof=1)) * math.sqrt(n / (n - 1))
+    method = f"paired seed bootstrap ({resamples} resamples, best LR re-picked) + t({n - 1})"
+    if se == 0:
+        p = 1.0 if estimate == 0 else 0.0
+        return TestResult(estimate, estimate, estimate, p, n, n, n, method, 0.0), sa, sb
+    p = float(2 * sps.t.sf(abs(estimate / se), n - 1))
+    half = float(sps.t.ppf(1 - ALPHA / 2, n - 1)) * se
+    return TestResult(estimate, estimate - half, estimate + half, p, n, n, n, method, se * math.sqrt(n)), sa, sb
+
+
+def lr_sensitivity_check(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str, where: str,
+                         part: str) -> Check:
+    """``a`` is less LR-sensitive than ``b`` over the LRs both ran (:func:`sensitivity_test`)."""
+    lrs = sorted(set(a["lr"]) & set(b["lr"]))
+    a, b = a[a["lr"].isin(lrs)], b[b["lr"].isin(lrs)]
+    result, sa, sb = sensitivity_test(a, b, lrs, bool(a.iloc[0]["higher_is_better"]))
+    numbers = (f"sensitivity {name_a} {sa:.3g}, {name_b} {sb:.3g} over {len(lrs)} LRs and {result.n} seeds; "
+               f"diverged runs {name_a} {int((a['status'] == 'diverged').sum())}/{len(a)}, "
+               f"{name_b} {int((b['status'] == 'diverged').sum())}/{len(b)}")
+    # In regime when each arm's best LR is: the curve's flat part is what the paper compares.
+    cells_a, cells_b = at_best_lr(a), at_best_lr(b)
+    numbers += _regime_note((f"{name_a} at its best LR", cells_a), (f"{name_b} at its best LR", cells_b))
+    return Check(f"{where} (LR sensitivity): {name_a} is less LR-sensitive than {name_b}", part, result,
+                 regime_of(cells_a, cells_b), None, numbers)
 
 
 @dataclass(frozen=True)
 class LessLrSensitiveAcross:
-    """Per recipe and config, runs at ``a_values`` of ``field`` are less LR-sensitive than runs at ``b_values``
-    (over the LRs both ran, at least two)."""
+    """Per recipe (of ``recipes``) and config, runs at ``a_values`` of ``field`` are less LR-sensitive than
+    runs at each one of ``b_values`` (over the LRs both ran, at least two). Part: ``{recipe} {value}``."""
 
     field: str
     a_values: tuple
     b_values: tuple
-    a_name: str
-    b_name: str
+    recipes: tuple[str, ...]
+    part: str = "{recipe} {value}"
 
-    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Comparison]:
-        """One comparison per (config, recipe)."""
+    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Check]:
+        """One comparison per (config, recipe, value of ``b_values``)."""
         out = []
         for where, group in auditor.configs(runs, drop=(self.field,)):
-            for recipe, by_recipe in group.groupby("recipe"):
-                a, b = _field_in(by_recipe, self.field, self.a_values), _field_in(by_recipe, self.field, self.b_values)
-                lrs = sorted(set(a["lr"]) & set(b["lr"]))
-                if len(lrs) >= 2:
-                    out.append(lr_sensitivity(a[a["lr"].isin(lrs)], b[b["lr"].isin(lrs)], self.a_name, self.b_name,
-                                              f"{where} {recipe}"))
+            for recipe in self.recipes:
+                by_recipe = group[group["recipe"] == recipe]
+                a = _field_in(by_recipe, self.field, self.a_values)
+                for value in self.b_values:
+                    b = _field_in(by_recipe, self.field, (value,))
+                    if len(set(a["lr"]) & set(b["lr"])) >= 2:
+                        label = LABELS.get(value, value)
+                        out.append(lr_sensitivity_check(a, b, f"{recipe} 16-bit", f"{recipe} {label}", where,
+                                                        self.part.format(recipe=recipe, value=label)))
         return out
 
 
@@ -126,56 +285,39 @@ class LessLrSensitive:
 
     a: str
     b: str
+    part: str = "{precision}"
 
-    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Comparison]:
+    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Check]:
         """One comparison per config."""
         out = []
         for where, group in auditor.configs(runs):
             a, b = group[group["recipe"] == self.a], group[group["recipe"] == self.b]
-            lrs = sorted(set(a["lr"]) & set(b["lr"]))
-            if len(lrs) >= 2:
-                out.append(lr_sensitivity(a[a["lr"].isin(lrs)], b[b["lr"].isin(lrs)], self.a, self.b, where))
+            if len(set(a["lr"]) & set(b["lr"])) >= 2:
+                out.append(lr_sensitivity_check(a, b, self.a, self.b, where,
+                                                part_name(self.part, a.iloc[0]["config"])))
         return out
 
 
-def lr_sensitivity(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str, where: str) -> Comparison:
-    """``a`` is less LR-sensitive than ``b``: per-run degradation from the best LR, diverged runs count 1."""
-    def degradation(runs):
-        higher = bool(runs.iloc[0]["higher_is_better"])
-        means = runs[runs["status"] == "finished"].groupby("lr")["metric_value"].mean()
-        if means.empty:
-            return np.ones(len(runs))
-        best = means.max() if higher else means.min()
-        values = []
-        for _, run in runs.iterrows():
-            if run["status"] != "finished" or not math.isfinite(run["metric_value"]):
-                values.append(1.0)
-            else:
-                ratio = best / run["metric_value"] if higher else run["metric_value"] / best
-                values.append(min(1.0, max(0.0, ratio - 1.0)))
-        return np.asarray(values)
+# --- spikes -------------------------------------------------------------------------------------------------
 
-    def as_runs(values, runs):
-        return runs.assign(metric_value=values, status="finished", higher_is_better=False)
-
-    comparison = beats(as_runs(degradation(a), a), as_runs(degradation(b), b), name_a, name_b,
-                       f"{where} (LR sensitivity over {a['lr'].nunique()} LRs)")
-    comparison.numbers += (f"; diverged runs {name_a} {int((a['status'] == 'diverged').sum())}/{len(a)}, "
-                           f"{name_b} {int((b['status'] == 'diverged').sum())}/{len(b)}")
-    return comparison
+def spike_window(steps: int) -> int:
+    """The spike detector's window for a run of ``steps`` logged steps: the paper's K = 100 is a small fraction
+    of its runs (tens of thousands of steps); here K = steps / 20, at least 10 and at most 100, so 95% of every
+    run is testable (a 200-step run gets K = 10, a run of 2,000 steps or more the paper's 100)."""
+    return int(max(10, min(telemetry.SPIKE_WINDOW, steps // 20)))
 
 
 @dataclass(frozen=True)
 class FewerSpikes:
-    """Within each config, ``a`` (at its best LR) has fewer spikes than ``b``: the runs frame's ``column``
-    (a spike count, lower is better) replaces the headline metric."""
+    """Within each config, ``a`` (at its best LR) has fewer gradient-norm spikes than ``b``, counted on the
+    ``series`` training curve with a window scaled to the run (:func:`spike_window`)."""
 
     a: str
     b: str
-    column: str = "grad_norm_spikes"
-    label: str = "gradient-norm spikes"
+    series: str = "grad_norm_before"
+    part: str = "{bits}"
 
-    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Comparison]:
+    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Check]:
         """One comparison per config."""
         out = []
         for where, group in auditor.configs(runs):
@@ -183,124 +325,159 @@ class FewerSpikes:
             b = at_best_lr(group[group["recipe"] == self.b])
             if a.empty or b.empty:
                 continue
-            a, b = self._as_counts(a), self._as_counts(b)
-            if not a.empty and not b.empty:
-                out.append(beats(a, b, self.a, self.b, f"{where} ({self.label})"))
+            curves = auditor.store.curves_named("train", self.series, list(a["run_id"]) + list(b["run_id"]))
+            if not curves:
+                continue
+            windows = {i: spike_window(len(c.values)) for i, c in curves.items()}
+            counts = {i: float(telemetry.spike_count(c.values, windows[i])) for i, c in curves.items()}
+
+            def with_counts(runs):
+                return runs.assign(spikes=[counts.get(i, math.nan) for i in runs["run_id"]])
+
+            part = part_name(self.part, a.iloc[0]["config"])
+            check = beats_check(with_counts(a), with_counts(b), self.a, self.b, f"{where} (gradient-norm spikes)",
+                                part, auditor.paper_effect(part), column="spikes", higher_is_better=False)
+            check.numbers += f"; spike window K = {'/'.join(map(str, sorted(set(windows.values()))))} steps"
+            out.append(check)
         return out
 
-    def _as_counts(self, runs: pd.DataFrame) -> pd.DataFrame:
-        return runs.assign(metric_value=runs[self.column], status="finished",
-                           higher_is_better=False).dropna(subset=["metric_value"])
 
+# --- steps to a target ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ReachesTargetSooner:
-    """``candidate`` reaches ``reference``'s smoothed final training loss in a fraction of ``reference``'s
-    steps: reproduced when the CI of that fraction is below ``limit``. ``statement`` follows the candidate's
-    name in the comparison's text; ``reference_name`` names the reference in its numbers."""
+    """``candidate`` reaches ``reference``'s smoothed final training loss in less than ``limit`` of
+    ``reference``'s steps. Per seed: the candidate run of seed s against the reference run of seed s (its own
+    final loss and length), so the reference target's seed-to-seed spread enters the test; the quantity tested
+    is ``steps ratio - limit`` (1 when never reached, or when the candidate diverged)."""
 
     candidate: str
     reference: str
     limit: float
     statement: str
-    reference_name: str
+    part: str = "{bits}"
+    paper_ratio: float | None = 0.5
 
-    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Comparison]:
-        """One comparison per config with finished runs of both."""
+    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Check]:
+        """One comparison per config with runs of both on shared seeds."""
         out = []
         for where, group in auditor.configs(runs):
             reference = at_best_lr(group[group["recipe"] == self.reference])
             candidate = at_best_lr(group[group["recipe"] == self.candidate])
             reference = reference[reference["status"] == "finished"]
-            candidate = candidate[candidate["status"] == "finished"]
             if reference.empty or candidate.empty:
                 continue
-            ids = list(reference["run_id"]) + list(candidate["run_id"])
-            curves = auditor.store.curves_named("train", "loss", ids)
-            smoothed = {i: (c.steps, telemetry.smooth(c.values, max(1, len(c.values) // 20))) for i, c in curves.items()}
-            finals = [smoothed[i][1][-1] for i in reference["run_id"] if i in smoothed]
-            if not finals:
+            curves = auditor.store.curves_named("train", "loss", list(reference["run_id"]) + list(candidate["run_id"]))
+            smoothed = {i: (c.steps, telemetry.smooth(c.values, max(1, len(c.values) // 20)))
+                        for i, c in curves.items()}
+            ref_by_seed = {int(r.seed): r.run_id for r in reference.itertuples() if r.run_id in smoothed}
+            ratios, targets = {}, []
+            for run in candidate.itertuples():
+                if int(run.seed) not in ref_by_seed:
+                    continue
+                steps, values = smoothed[ref_by_seed[int(run.seed)]]
+                target, total = float(values[-1]), float(steps[-1] + 1)
+                targets.append(target)
+                reached = None
+                if run.status == "finished" and run.run_id in smoothed:
+                    reached = telemetry.steps_to_target(*smoothed[run.run_id], target)
+                ratios[int(run.seed)] = 1.0 if reached is None else (reached + 1) / total
+            if not ratios:
                 continue
-            # The reference's length in steps is read off its curves (what it actually trained), not the config.
-            target = float(np.mean(finals))
-            total = float(max(smoothed[i][0][-1] + 1 for i in reference["run_id"] if i in smoothed))
-            ratios = []
-            for run_id in candidate["run_id"]:
-                if run_id in smoothed:
-                    reached = telemetry.steps_to_target(*smoothed[run_id], target)
-                    ratios.append(1.0 if reached is None else (reached + 1) / total)
-            mean, low, high = bootstrap([ratios], lambda x: x)
-            verdict = decide(low, high, self.limit) if len(ratios) >= 2 else INCONCLUSIVE
-            out.append(Comparison(
-                f"{where}: {self.candidate} {self.statement}", verdict,
-                f"target {target:.4g} ({self.reference_name}'s smoothed final loss, n={len(finals)}); steps ratio "
-                f"{mean:.3g} [95% CI {low:.3g}, {high:.3g}] over n={len(ratios)} (1 = never reached)"))
+            values = [r - self.limit for r in ratios.values()]
+            result = paired_t(values, [0.0] * len(values)) if len(values) >= 2 else _no_test(
+                len(values), len(values), "no test: fewer than 2 shared seeds")
+            part = part_name(self.part, candidate.iloc[0]["config"])
+            numbers = (f"steps ratio {summary_text(list(ratios.values()))} (1 = never reached); "
+                       f"{self.reference}'s smoothed final loss per seed {summary_text(targets)}; tested: ratio - "
+                       f"{self.limit}" + _regime_note((self.candidate, candidate), (self.reference, reference)))
+            effect = None if self.paper_ratio is None else self.paper_ratio - self.limit
+            out.append(Check(f"{where}: {self.candidate} {self.statement}", part, result,
+                             regime_of(candidate, reference), effect, numbers))
         return out
 
 
+# --- an advantage that grows ------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class AdvantageGrows:
-    """Within each config apart from ``field``, ``baseline``'s metric minus ``candidate``'s (each at its best LR)
-    grows from the lowest to the highest value of ``field`` run (lower metric is better). ``statement`` is the
-    comparison's text, with ``{low}`` and ``{high}`` for the two values."""
+    """Within each config apart from ``field``, ``baseline``'s metric minus ``candidate``'s (each at its best LR,
+    per seed) grows from the lowest to the highest value of ``field`` run (lower metric is better): the test
+    is of ``advantage(low) - advantage(high)``, seed-paired when the seeds match."""
 
     field: str
     candidate: str
     baseline: str
     statement: str
+    part: str = "advantage grows"
 
-    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Comparison]:
+    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Check]:
         """One comparison per config with finished runs of both at two or more values."""
         out = []
         for where, group in auditor.configs(runs, drop=(self.field,)):
             by_value = {}
             for value, at in group.groupby(group["config"].map(lambda c: c.get(self.field))):
-                baseline = at_best_lr(at[at["recipe"] == self.baseline])
-                candidate = at_best_lr(at[at["recipe"] == self.candidate])
-                values = [x.loc[x["status"] == "finished", "metric_value"].dropna().to_numpy()
-                          for x in (baseline, candidate)]
-                if all(len(v) for v in values):
-                    by_value[value] = values
+                base = at_best_lr(at[at["recipe"] == self.baseline])
+                cand = at_best_lr(at[at["recipe"] == self.candidate])
+                vb, vc = seed_values(base), seed_values(cand)
+                advantage = {s: vb[s] - vc[s] for s in set(vb) & set(vc)}
+                if len(advantage) >= 1:
+                    by_value[value] = (advantage, base, cand)
             if len(by_value) < 2:
                 continue
             low_v, high_v = min(by_value), max(by_value)
-            groups = [*by_value[high_v], *by_value[low_v]]
-            growth, low, high = bootstrap(groups, lambda bh, ch, bl, cl: (bh - ch) - (bl - cl))
-            out.append(Comparison(
-                f"{where}: {self.statement.format(low=low_v, high=high_v)}", decide(-high, -low, 0.0),
-                f"growth {growth:.4g} [95% CI {low:.4g}, {high:.4g}], n = {'/'.join(str(len(g)) for g in groups)}"))
+            (adv_low, *cells_low), (adv_high, *cells_high) = by_value[low_v], by_value[high_v]
+            result = compare(adv_low, adv_high)
+            numbers = (f"{self.baseline} - {self.candidate} at {self.field}={low_v}: "
+                       f"{summary_text(list(adv_low.values()))}; at {self.field}={high_v}: "
+                       f"{summary_text(list(adv_high.values()))}; tested: advantage({low_v}) - advantage({high_v})")
+            cells = [*cells_low, *cells_high]
+            names = [f"{r} at {self.field}={v}" for v in (low_v, high_v) for r in (self.baseline, self.candidate)]
+            numbers += _regime_note(*zip(names, cells))
+            out.append(Check(f"{where}: {self.statement.format(low=low_v, high=high_v)}", self.part, result,
+                             regime_of(*cells), None, numbers))
         return out
 
+
+# --- overhead, from the interleaved optimizer-step benchmark ------------------------------------------------
 
 @dataclass(frozen=True)
 class Overhead:
-    """Within each config, ``candidate``'s training time per step is within ``limit`` x ``reference``'s (finished
-    runs, all LRs). ``statement`` is the comparison's text, with ``{margin}`` for ``limit - 1``."""
+    """From ``benchmarks/perf/optimizer_step.py --json`` (``auditor.perf``; never from run wall times):
+    ``candidate``'s optimizer step takes less than ``time_limit`` x AdamW(foreach)'s (paired by interleaved
+    round: the ratio of the two steps of each round, minus the limit, t-tested), and its optimizer state holds
+    at most ``bytes_limit`` bytes per parameter tensor above AdamW's (an exact count: no sampling error)."""
 
     candidate: str
-    reference: str
-    limit: float
-    statement: str
+    time_limit: float
+    bytes_limit: float
 
-    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Comparison]:
-        """One comparison per config with finished runs of both."""
-        out = []
-        for where, group in auditor.configs(runs):
-            times = []
-            for recipe in (self.candidate, self.reference):
-                done = group[(group["recipe"] == recipe) & (group["status"] == "finished")]
-                times.append([seconds_per_step(r) for _, r in done.iterrows()])
-            if not all(times):
-                continue
-            ratio, low, high = bootstrap(times, lambda s, a: s / a)
-            verdict = decide(low, high, self.limit) if min(map(len, times)) >= 2 else INCONCLUSIVE
-            out.append(Comparison(
-                f"{where}: {self.statement.format(margin=self.limit - 1)}", verdict,
-                f"time ratio {ratio:.3g} [95% CI {low:.3g}, {high:.3g}], n = {len(times[0])}/{len(times[1])}"))
-        return out
+    def check(self, auditor: "Auditor", runs: pd.DataFrame) -> list[Check]:
+        """Two comparisons ("step time", "optimizer memory") when the benchmark's JSON is there, else none."""
+        perf = auditor.perf
+        if not perf:
+            return []
+        records = {r["optimizer"]: r for r in perf.get("results", [])}
+        base = next((r for name, r in records.items() if name.startswith("AdamW")), None)
+        mine = records.get(self.candidate)
+        if base is None or mine is None:
+            return []
+        where = f"optimizer step on {perf.get('n_params', 0) / 1e6:.1f}M parameters ({perf.get('n_tensors')} tensors)"
+        rounds = min(len(base["times_s"]), len(mine["times_s"]))
+        ratios = [m / b for m, b in zip(mine["times_s"][:rounds], base["times_s"][:rounds]) if b > 0]
+        values = [r - self.time_limit for r in ratios]
+        timing = paired_t(values, [0.0] * len(values))
+        time_check = Check(f"{where}: {self.candidate}'s step within {self.time_limit}x AdamW(foreach)'s",
+                           "step time", timing, True, None,
+                           f"per-round step-time ratio {summary_text(ratios)} over {rounds} interleaved rounds "
+                           f"(median {mine.get('ratio_to_adamw', math.nan):.3g}); tested: ratio - {self.time_limit}; "
+                           f"machine {perf.get('machine', {}).get('cpu', '?')}")
+        extra = float(mine["state_bytes_per_tensor_above_adamw"]) - self.bytes_limit
+        exact = TestResult(extra, extra, extra, 0.0 if extra != 0 else 1.0, MIN_SEEDS, MIN_SEEDS, MIN_SEEDS,
+                           "exact count (no sampling error)", 0.0)
+        memory_check = Check(f"{where}: {self.candidate}'s state within {self.bytes_limit:g} B/tensor of AdamW's",
+                             "optimizer memory", exact, True, None,
+                             f"state {mine['state_bytes'] / 2**20:.1f} MiB vs {base['state_bytes'] / 2**20:.1f} MiB, "
+                             f"{mine['state_bytes_per_tensor_above_adamw']:+.0f} B/tensor")
+        return [time_check, memory_check]
 
-
-def seconds_per_step(run: pd.Series) -> float:
-    """A run's training seconds (the domain's ``seconds`` metric, else its wall time) per unit of budget."""
-    seconds = run["final_metrics"].get("seconds", run["wall_seconds"])
-    return float(seconds) / max(1, run["budget"] or 1)

@@ -10,16 +10,21 @@ adjusted p is below ``ALPHA``: it *supports* the claim with a negative estimate 
 The verdicts, first match wins:
 
 * ``not run`` — the store holds none of the runs the claim needs;
+* ``not reproduced`` — a comparison in regime significantly contradicts the claim (one contradicted part of a
+  conjunction refutes it, whatever the other parts say);
+* ``partially run (k of m)`` — only k of the m parts the claim speaks of ran (the others are named);
 * ``premise absent`` — the claim presumes that 4-bit hurts Adam (C1, C3, C8, C9, C10) and at this scale 4-bit
-  Adam is not significantly worse than 16-bit Adam;
-* ``not reproduced`` — a comparison in regime significantly contradicts the claim;
-* ``partially run (k of m)`` — only k of the m parts the claim speaks of ran;
+  Adam is not significantly worse than 16-bit Adam, on cells in regime (a premise check out of regime or of
+  unknown regime decides nothing);
 * ``regime not reached`` — a comparison rests on cells whose models did not beat the domain's trivial
   baselines by the margin (or whose regime is unknown);
 * ``underpowered`` — fewer than ``MIN_SEEDS`` seeds per arm, or, for an undecided comparison, a power estimate
   from the observed spread says the paper's effect size could not have been seen;
 * ``inconclusive`` — undecided for another reason;
 * ``reproduced`` — every part ran, in regime, with enough seeds, and passes after correction.
+
+Coverage comes before the premise: a claim of which parts never ran cannot be weighed as a whole, and its
+premise check covers only the parts that ran; the why line then adds what the premise check found.
 """
 
 from __future__ import annotations
@@ -114,18 +119,25 @@ def grade(parts: tuple[str, ...], checks: list[Check], premise: Check | None = N
     ran = [c for c in checks if c.ran]
     if not ran:
         return Verdict(NOT_RUN, "the store holds none of the runs this claim needs", checks)
-    if premise is not None and premise.ran and premise.outcome != SUPPORTS:
-        return Verdict(PREMISE_ABSENT, f"4-bit Adam is not significantly worse than 16-bit Adam here "
-                       f"({premise.numbers or premise.what}; adjusted p {premise.p_adjusted:.3g})", checks)
     graded = [c for c in ran if c.in_regime is True]
     contradicted = [c for c in graded if c.outcome == CONTRADICTS]
     if contradicted:
         return Verdict(NOT_REPRODUCED, f"significantly contradicted: {_names(contradicted)}", checks)
+    absent = (premise is not None and premise.ran and premise.in_regime is True
+              and premise.outcome != SUPPORTS)
+    premise_text = (f"4-bit Adam is not significantly worse than 16-bit Adam here "
+                    f"({premise.numbers or premise.what}; adjusted p {premise.p_adjusted:.3g})") if absent else ""
     ran_parts = {c.part for c in ran}
     missing = [p for p in parts if p not in ran_parts]
     if missing:
         k, m = len(parts) - len(missing), len(parts)
-        return Verdict(f"{PARTIALLY_RUN} ({k} of {m})", f"not run: {', '.join(missing)}", checks)
+        also = f"; also premise absent: {premise_text}" if absent else ""
+        outside = [c for c in ran if c.in_regime is not True]
+        if outside:
+            also += f"; {len(outside)} of the {len(ran)} comparisons that ran are not in regime"
+        return Verdict(f"{PARTIALLY_RUN} ({k} of {m})", f"not run: {', '.join(missing)}{also}", checks)
+    if absent:
+        return Verdict(PREMISE_ABSENT, premise_text, checks)
     outside = [c for c in ran if c.in_regime is not True]
     if outside:
         unknown = [c for c in outside if c.in_regime is None]

@@ -1,91 +1,210 @@
-"""``OUT/report.md`` and the one function that rebuilds every output from the store alone."""
+"""``OUT/report.md`` and the one function that rebuilds every output from the store alone.
+
+The report is a list of sections, each a function from what was computed to Markdown lines
+(:func:`render_report`); a new section is one more function in that list.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.analysis.frame import file_stem, runs_frame, study_groups
+from benchmarks.analysis import profile, regime
+from benchmarks.analysis.frame import StudyGroup, at_best_lr, file_stem, runs_frame, study_groups
+from benchmarks.analysis.inference import ALPHA, MIN_SEEDS
 from benchmarks.analysis.stats import summarize
-from benchmarks.audit import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, ClaimResult, audit
+from benchmarks.audit import ClaimResult, audit
+from benchmarks.audit.auditor import PERF_FILE
+from benchmarks.audit.verdicts import result_text
 from benchmarks.outputs import plots, tables
 from benchmarks.protocol.claims import CLAIMS
 from benchmarks.store import Store
 
+PERF_JSON = Path(PERF_FILE)  # written by python -m benchmarks.perf.optimizer_step --json
+
 
 def build_outputs(out: str | Path) -> list[Path]:
-    """Rebuild ``runs.csv``, ``tables/``, ``plots/`` and ``report.md`` from ``OUT/runs.sqlite``."""
+    """Rebuild ``runs.csv``, ``tables/``, ``plots/`` and ``report.md`` from ``OUT/runs.sqlite`` (and the
+    optimizer-step benchmark's ``OUT/perf/optimizer_step.json`` for C14, when it is there)."""
     out = Path(out)
     with Store.open_existing(out / "runs.sqlite") as store:
-        frame = runs_frame(store)
-        written = tables.write_runs_csv(frame, out)
+        frame = regime.attach_baselines(runs_frame(store))
+        written = tables.write_runs_csv(frame.drop(columns=["baselines"], errors="ignore"), out)
         checkpoints = {(g.study, g.domain, g.preset): tables.checkpoint_pivot(g, store) for g in study_groups(frame)}
         written += tables.write_study_tables(frame, out, checkpoints)
         written += plots.write_plots(frame, store, out)
-        results = audit(frame, store, CLAIMS)
-        environments = [store.environment(run_id) for run_id in frame.get("run_id", [])]
+        perf = json.loads((out / PERF_JSON).read_text()) if (out / PERF_JSON).is_file() else None
+        results = audit(frame, store, CLAIMS, perf)
+        environments = {run_id: store.environment(run_id) for run_id in frame.get("run_id", [])}
     report = out / "report.md"
     report.write_text(render_report(frame, results, environments, out, checkpoints), encoding="utf-8")
     return written + [report]
 
 
-def render_report(frame: pd.DataFrame, results: list[ClaimResult], environments: list[dict], out: Path,
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else ``OUT`` (never absolute)."""
+    try:
+        relative = os.path.relpath(Path(path).resolve(), Path.cwd())
+    except ValueError:
+        return "OUT"
+    return "OUT" if relative.startswith("..") or os.path.isabs(relative) else relative
+
+
+def render_report(frame: pd.DataFrame, results: list[ClaimResult], environments: dict[str, dict], out: Path,
                   checkpoints: dict[tuple[str, str, str], tables.Pivot | None] | None = None) -> str:
-    """The report's Markdown: overview, claims audit, per-study tables (with the checkpoint table of a
-    (study, domain, preset) in ``checkpoints``) and plots, telemetry, failures."""
+    """The report's Markdown: overview (with the code version of each domain's runs), claims audit, per-study
+    scale, baselines, tables and plots, "what this does not show", telemetry, profiles, failures."""
+    if not frame.empty and "baselines" not in frame:
+        frame = regime.attach_baselines(frame)
     lines = ["# Stable-SPAM benchmark report", "",
              f"Built {datetime.now(timezone.utc).isoformat(timespec='seconds')} from `runs.sqlite` "
-             f"({len(frame)} runs). Rebuild with `python run_all.py report --out {out}`.", ""]
+             f"({len(frame)} runs). Rebuild with `python run_all.py report --out {shown_path(out)}`.", ""]
     lines += _overview(frame, environments)
     lines += _claims_section(results)
     lines += _studies_section(frame, out, checkpoints or {})
+    lines += _profiles_section(frame)
     lines += _failures_section(frame)
     return "\n".join(lines) + "\n"
 
 
-def _overview(frame: pd.DataFrame, environments: list[dict]) -> list[str]:
+def _overview(frame: pd.DataFrame, environments: dict[str, dict]) -> list[str]:
     if frame.empty:
         return ["No runs in the store yet.", ""]
     counts = frame["status"].value_counts()
     lines = ["## Overview", "", "| status | runs |", "|---|---|"]
     lines += [f"| {status} | {counts.get(status, 0)} |" for status in ("finished", "diverged", "failed")]
-    lines += ["", "| domain | preset | recipes | seeds | runs |", "|---|---|---|---|---|"]
+    lines += ["", "| domain | preset | recipes | seeds | runs | code (git commit) |", "|---|---|---|---|---|---|"]
+    dirty_domains = []
     for (domain, preset), runs in frame.groupby(["domain", "preset"]):
+        envs = [environments.get(run_id, {}) for run_id in runs["run_id"]]
+        commits = sorted({(e.get("git_commit") or "?")[:10] + (" **DIRTY**" if e.get("git_dirty") else "")
+                          for e in envs})
+        if any(e.get("git_dirty") for e in envs):
+            dirty_domains.append(f"{domain} ({preset})")
         lines.append(f"| {domain} | {preset} | {', '.join(sorted(set(runs['label'])))} | {runs['seed'].nunique()} "
-                     f"| {len(runs)} |")
-    commits = sorted({(e.get("git_commit") or "?")[:10] + ("+dirty" if e.get("git_dirty") else "") for e in environments})
-    machines = sorted({f"{e.get('hostname')}: {e.get('gpu') or e.get('cpu')} ({e.get('device')})" for e in environments})
-    torches = sorted({str(e.get("torch")) for e in environments})
-    lines += ["", f"Code: {', '.join(commits)}; torch {', '.join(torches)}.", "",
-              "Machines: " + "; ".join(machines) + ".", ""]
+                     f"| {len(runs)} | {', '.join(commits)} |")
+    machines = sorted({f"{e.get('hostname')}: {e.get('gpu') or e.get('cpu')} ({e.get('device')})"
+                       for e in environments.values()})
+    torches = sorted({str(e.get("torch")) for e in environments.values()})
+    lines += [""]
+    if dirty_domains:
+        lines += [f"> **WARNING: runs of {', '.join(dirty_domains)} come from a working tree with uncommitted "
+                  f"changes (`DIRTY`): the commit shown is not the code that ran them, and they cannot be "
+                  f"reproduced from it.**", ""]
+    lines += [f"torch {', '.join(torches)}.", "", "Machines: " + "; ".join(machines) + ".", ""]
     return lines
+
+
+VOCABULARY = (
+    "Verdicts: **reproduced** (every part the claim speaks of ran, in regime, with >= {seeds} seeds per arm, and "
+    "passes after Holm's correction over the whole audit); **not reproduced** (a part in regime is significantly "
+    "contradicted); **partially run (k of m)**; **premise absent** (the claim presumes 4-bit hurts Adam, and at "
+    "this scale 4-bit Adam is not significantly worse than 16-bit Adam); **regime not reached** (a cell did not "
+    "beat the domain's trivial baselines by {margin:.0%}, or its regime is unknown); **underpowered** (fewer "
+    "than {seeds} seeds per arm, or too little power for the paper's effect at the observed spread); "
+    "**inconclusive**; **not run**. Tests: paired t on seed-matched arms, Welch t otherwise (LR sensitivity: "
+    "paired seed bootstrap with the best LR re-picked); alpha = {alpha}; every p is shown raw and Holm-adjusted.")
 
 
 def _claims_section(results: list[ClaimResult]) -> list[str]:
     lines = ["## Claims audit", "",
              "Each claim of the paper (SPEC §4) checked against the runs in this store, at the scale that was run "
-             "(claims: `benchmarks/protocol/claims.py`; rules: `benchmarks/audit/`). `not run` means the store holds "
-             "none of the runs the claim needs.",
-             "", "| claim | verdict | comparisons |", "|---|---|---|"]
+             "(claims: `benchmarks/protocol/claims.py`; rules: `benchmarks/audit/`). Quoted numbers come from the "
+             "paper version named in the source column (arXiv: Tables 1-7, Figs 1-9; review: Tables 10-13; "
+             "thesis: Tables 4.2/4.3).", "",
+             VOCABULARY.format(seeds=MIN_SEEDS, margin=regime.MARGIN, alpha=ALPHA), "",
+             "| claim | source | verdict | why |", "|---|---|---|---|"]
     for result in results:
-        tally = ", ".join(f"{sum(c.verdict == v for c in result.comparisons)} {v}"
-                          for v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
-                          if any(c.verdict == v for c in result.comparisons))
-        lines.append(f"| **{result.id}** {result.claim} | **{result.verdict}** | {tally or '—'} |")
+        lines.append(f"| **{result.id}** {result.claim} | {result.source} | **{result.verdict}** | {result.why} |")
     lines.append("")
     for result in results:
-        if not result.comparisons:
-            continue
-        lines += [f"### {result.id}: {result.verdict}", "", result.claim + ".", ""]
+        lines += [f"### {result.id}: {result.verdict}", "", result.claim + ".", "", f"Why: {result.why}.", ""]
         if result.source:
             lines += [f"Source: {result.source}.", ""]
+        if result.parts:
+            ran = result.ran_parts
+            lines += [f"Parts ({len(ran)} of {len(result.parts)} ran): " + ", ".join(
+                f"{p} {'(ran)' if p in ran else '(not run)'}" for p in result.parts) + ".", ""]
         if result.note:
             lines += [f"_{result.note}_", ""]
-        lines += [f"- {c.what}: **{c.verdict}** — {c.numbers}" for c in result.comparisons]
+        for check in result.checks:
+            regime_text = {True: "in regime", False: "out of regime", None: "regime unknown"}[check.in_regime]
+            lines.append(f"- [{check.part}] {check.what}: **{check.outcome}** ({regime_text}) — {result_text(check)}"
+                         f"; {check.numbers}")
+        if result.premise is not None:
+            p = result.premise
+            lines.append(f"- premise: {p.what}: **{p.outcome}** — {result_text(p)}; {p.numbers}")
         lines.append("")
     return lines
+
+
+def _scale(group: StudyGroup) -> str:
+    runs = group.runs
+    info = [i for i in runs["info"] if isinstance(i, dict)]
+    params = sorted({int(i["parameters"]) for i in info if isinstance(i.get("parameters"), (int, float))})
+    budgets = sorted({int(b) for b in runs["budget"].dropna()})
+    unit = runs.iloc[0]["budget_unit"] or "steps"
+    parts = []
+    if params:
+        parts.append("parameters " + "/".join(f"{p:,}" for p in params))
+    if budgets:
+        parts.append(f"{'/'.join(f'{b:,}' for b in budgets)} {unit}")
+    config = runs.iloc[0]["config"]
+    if budgets and all(k in config for k in ("batch_size", "seq_len")) and "optimizer" in unit:
+        tokens = budgets[-1] * int(config["batch_size"]) * int(config["seq_len"])
+        parts.append(f"{tokens:,} training tokens")
+    parts.append(f"{runs['seed'].nunique()} seed(s) per cell at most, {len(runs)} runs")
+    return "Scale: " + ", ".join(parts) + "."
+
+
+def _baselines_lines(group: StudyGroup) -> list[str]:
+    table = regime.baselines_table(group.runs)
+    if table.empty:
+        return ["Baselines: none stored or computable (regime unknown).", ""]
+    lines = ["Trivial baselines on the same evaluation data (mean over seeds; gating ones marked *): "]
+    for key, rows in table.groupby("config_key", sort=True):
+        config = json.loads(key)
+        where = group.column_key(config)
+        values = ", ".join(f"{r.baseline}{'*' if r.gates else ''} {r.value:.4g}" for r in rows.itertuples())
+        lines.append(f"- {where}: {values}")
+    return lines + [""]
+
+
+def _does_not_show(group: StudyGroup) -> list[str]:
+    runs = group.runs
+    out, unknown = [], []
+    for key, cell in runs.groupby(["label", "config_key"], sort=True):
+        state, text = regime.cell_regime(regime_best(cell))
+        where = f"{key[0]} at {group.column_key(cell.iloc[0]['config'])}"
+        if state is False:
+            out.append(f"{where} ({text})")
+        elif state is None:
+            unknown.append(where)
+    lines = []
+    if out:
+        lines.append(f"What this does not show: {len(out)} cell(s) are out of regime, so their ranking says nothing "
+                     f"about optimizers in a trained regime: " + "; ".join(out) + ".")
+    if unknown:
+        lines.append(f"Regime unknown (no baselines) for: {', '.join(unknown)}.")
+    lines.append("Nor does any of it show behaviour at the paper's scale (its models have 60M-1B parameters and "
+                 "train on billions of tokens); see the scale line above.")
+    return lines + [""]
+
+
+def regime_best(cell: pd.DataFrame) -> pd.DataFrame:
+    """A cell's runs at its best LR (an LR sweep is judged where the recipe does best)."""
+    return at_best_lr(cell)
+
+
+def _profiles_section(frame: pd.DataFrame) -> list[str]:
+    lines = profile.markdown(frame)
+    if not lines:
+        return []
+    return ["## Performance profiles, one per domain", ""] + lines
 
 
 def _studies_section(frame: pd.DataFrame, out: Path, checkpoints: dict) -> list[str]:
@@ -94,17 +213,14 @@ def _studies_section(frame: pd.DataFrame, out: Path, checkpoints: dict) -> list[
         pivot = tables.pivot(group)
         stem = file_stem(f"{group.study}_{group.domain}_{group.preset}")
         table_stem = file_stem(group.study + "_" + group.domain)
+        lines += [_scale(group), ""] + _baselines_lines(group)
         lines += [tables.to_markdown([pivot]), f"Table files: `tables/{table_stem}.md`, `.tex`.", ""]
+        lines += _does_not_show(group)
         at_checkpoints = checkpoints.get((group.study, group.domain, group.preset))
         if at_checkpoints is not None:
             lines += [tables.to_markdown([at_checkpoints]), f"Table files: `tables/{table_stem}_checkpoints.md`, `.tex`.", ""]
         lines += [f"![{p.name}](plots/{p.name})" for p in sorted((out / "plots").glob(f"{stem}_*.png"))]
         lines += ["", _telemetry_table(group.runs), ""]
-    profile = out / "plots" / "performance_profile.png"
-    if profile.exists():
-        lines += ["## Performance profile across domains", "",
-                  "Fraction of problems (domain, config, seed) on which each recipe, at its best LR, is within a "
-                  "factor tau of the best recipe.", "", "![performance profile](plots/performance_profile.png)", ""]
     return lines
 
 

@@ -20,6 +20,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from benchmarks.analysis import regime
 from benchmarks.analysis.frame import StudyGroup, file_stem, flat_frame, study_groups
 from benchmarks.analysis.stats import summarize
 from benchmarks.store import Store
@@ -72,11 +73,25 @@ def pivot(group: StudyGroup) -> Pivot:
     runs = runs.sort_values(["recipe", "variant", "lr"], kind="stable")
     rows = list(dict.fromkeys(runs["row"]))
     columns = list(dict.fromkeys(group.column_key(c) for c in _sorted_configs(group)))
-    cells = {(row, column): cell_text(cell["metric_value"].tolist(), cell["status"].tolist())
+    cells = {(row, column): cell_text(cell["metric_value"].tolist(), cell["status"].tolist()) + regime_mark(cell)
              for (row, column), cell in runs.groupby(["row", "column"], sort=False)}
     metric = group.runs.iloc[0]["metric"]
     return Pivot(title=f"Study {group.study}: {group.domain} ({group.preset})",
-                 caption=f"{metric}: {group.describe()}", rows=rows, columns=columns, cells=cells)
+                 caption=f"{metric}, mean ± sample std (n) over finished seeds: {group.describe()}{REGIME_LEGEND}",
+                 rows=rows, columns=columns, cells=cells)
+
+
+REGIME_LEGEND = (f"; † out of regime (the cell's mean does not beat the strongest trivial baseline by "
+                 f"{regime.MARGIN:.0%}), ? regime unknown")
+
+
+def regime_mark(cell: pd.DataFrame) -> str:
+    """`` †`` for a cell out of regime, `` ?`` for unknown, nothing in regime (:mod:`benchmarks.analysis.regime`;
+    nothing when the frame carries no ``baselines`` column)."""
+    if "baselines" not in cell:
+        return ""
+    state, _ = regime.cell_regime(cell)
+    return "" if state is True else (" †" if state is False else " ?")
 
 
 def checkpoint_steps(steps: Iterable[int], count: int = CHECKPOINTS) -> list[int]:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import domains
+from benchmarks.analysis.regime import baseline_metrics
 from benchmarks.planning.expansion import budget_field
 from benchmarks.planning.run_spec import RunSpec, to_jsonable
 from benchmarks.running.environment import environment
@@ -75,6 +76,7 @@ def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.d
         budget=spec.budget if spec.budget is not None else spec.config.get(budget_field(domain)),
     )
     clock = time.perf_counter()
+    config = None
     try:
         seed_everything(spec.seed)
         config = domain.config(spec.preset, spec.overrides)  # the budget, if any, is one of the overrides
@@ -97,10 +99,22 @@ def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.d
         record.error = _one_line(f"{type(exc).__name__}: {exc}")
         record.traceback = traceback.format_exc()
     record.wall_seconds = time.perf_counter() - clock
+    if config is not None and record.status != "failed":
+        _store_baselines(domain, config, spec.seed, record, logger)
     record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record.info = to_jsonable(logger.info)
     record.curves = logger.curves()
     return record
+
+
+def _store_baselines(domain: Domain, config, seed: int, record: RunRecord, logger: BufferedRunLogger) -> None:
+    """Add the domain's trivial baselines (:meth:`Domain.baselines`) to the record's final metrics as
+    ``baseline/<name>`` (the regime gate, :mod:`benchmarks.analysis.regime`); computed after the clock stops.
+    A failure is noted in the run's info and leaves the run's regime unknown; it never fails the run."""
+    try:
+        record.final_metrics.update(baseline_metrics(domain.baselines(config, seed)))
+    except Exception as exc:  # noqa: BLE001 -- a baseline is a report aid, not part of the run
+        logger.log_info(baselines_error=_one_line(f"{type(exc).__name__}: {exc}"))
 
 
 def finish(record: RunRecord, store: Store, out: Path) -> None:

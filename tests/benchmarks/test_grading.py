@@ -60,6 +60,23 @@ def test_premise_absent_when_four_bit_adam_is_not_worse():
     assert graded(("adam",), [check(BETTER)], premise).verdict == v.REPRODUCED
 
 
+def test_premise_out_of_regime_decides_nothing():
+    premise = v.Check("4-bit adam worse than 16-bit adam", "premise", NOISE, in_regime=False)
+    assert graded(("adam",), [check(BETTER)], premise).verdict == v.REPRODUCED
+
+
+def test_missing_parts_come_before_an_absent_premise_which_the_why_line_adds():
+    premise = v.Check("4-bit adam worse than 16-bit adam", "premise", NOISE)
+    out = graded(("INT2", "INT3", "INT4"), [check(BETTER, "INT4")], premise)
+    assert out.verdict == "partially run (1 of 3)"
+    assert "not run: INT2, INT3" in out.why and "premise absent" in out.why
+
+
+def test_a_contradiction_refutes_a_partially_run_claim():
+    out = graded(("adam", "spam", "lion"), [check(BETTER, "adam"), check(WORSE, "spam")])
+    assert out.verdict == v.NOT_REPRODUCED
+
+
 def test_underpowered_with_three_seeds_even_when_significant():
     out = graded(("adam",), [check(BETTER_N3)])
     assert BETTER_N3.p < 0.05
