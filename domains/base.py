@@ -27,9 +27,13 @@ import torch
 
 from domains.fields import ConfigError, coerce_field
 
-__all__ = ["PRESETS", "Diverged", "ConfigError", "RunLogger", "RunContext", "StudySpec", "Domain"]
+__all__ = ["PRESETS", "PRECISION_CLASSES", "Diverged", "ConfigError", "RunLogger", "RunContext", "RunProfile",
+           "StudySpec", "Domain"]
 
 PRESETS = ("smoke", "quick", "cpu", "paper")
+# What a run computes in, as optimizer hyper-parameters depend on it: 4-bit and below (QAT formats), 16-bit (bf16)
+# or 32-bit (fp32; the engine's policy treats it as the 16-bit stand-in it is on CPUs).
+PRECISION_CLASSES = ("low-bit", "16-bit", "32-bit")
 
 
 class Diverged(Exception):
@@ -74,6 +78,42 @@ class RunContext:
 
 
 @dataclass(frozen=True)
+class RunProfile:
+    """What a domain declares about one run so that the engine can choose every recipe's hyper-parameters.
+
+    The engine's policy (:mod:`benchmarks.protocol.hparams`) maps (recipe, profile) to hyper-parameters: reset
+    intervals and warm-ups as the paper's fractions of ``optimizer_steps``, ``total_T``, gammas by
+    ``precision_class``, the LR as ``base_lr`` times the recipe family's multiplier, Adam-mini's ``dim`` and
+    ``n_heads`` from ``hidden_size`` and ``heads``. A domain never names a recipe here.
+
+    * ``optimizer_steps``: how many optimizer steps the run takes (its budget counted in optimizer steps);
+    * ``precision_class``: one of :data:`PRECISION_CLASSES`;
+    * ``hidden_size``, ``heads``: the model's width and attention heads (None: not a Transformer);
+    * ``base_lr``: the domain's tuned peak LR for Adam-like recipes at this size;
+    * ``settings``: the domain's own, recipe-independent settings per optimizer family, set wherever a recipe
+      of that family takes the hyper-parameter, e.g. ``{"adam-like": {"eps": 1e-5}}`` (SB3's PPO builds its
+      Adam with eps 1e-5).
+    """
+
+    optimizer_steps: int
+    precision_class: str = "32-bit"
+    hidden_size: int | None = None
+    heads: int | None = None
+    base_lr: float = 1e-3
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.optimizer_steps, bool) or not isinstance(self.optimizer_steps, int) \
+                or self.optimizer_steps < 0:
+            raise ValueError(f"RunProfile.optimizer_steps must be an integer >= 0, got {self.optimizer_steps!r}")
+        if self.precision_class not in PRECISION_CLASSES:
+            raise ValueError(f"RunProfile.precision_class must be one of {', '.join(PRECISION_CLASSES)}, "
+                             f"got {self.precision_class!r}")
+        if not self.base_lr > 0:
+            raise ValueError(f"RunProfile.base_lr must be > 0, got {self.base_lr!r}")
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A named study a domain takes part in: which recipes, LRs, config grid and seeds per preset."""
 
@@ -99,6 +139,11 @@ class Domain(ABC):
     of the gating baselines (``gate_baselines``; None: all of them) by the suite's margin. A baseline is the
     value of ``metric`` (same units, same direction) that a trivial predictor reaches on exactly the data
     :meth:`run` scores the model on. A domain without baselines (the default, ``{}``) is "regime unknown".
+
+    **Optimizer hyper-parameters.** A domain never chooses them: it declares its run (:meth:`run_profile`: optimizer
+    steps, precision class, model shape, the peak LR tuned for Adam) and the engine's policy sets every recipe's
+    (:mod:`benchmarks.protocol.hparams`), so reset intervals, ``total_T`` and the gammas follow the run in every
+    domain alike. :meth:`run` receives them complete in ``ctx.hparams``.
     """
 
     name: ClassVar[str]
@@ -129,9 +174,17 @@ class Domain(ABC):
     def validate(self, config) -> None:
         """Check field values beyond their types; raise ConfigError naming the field. Default: accept."""
 
-    def default_hparams(self, recipe: str, config) -> dict:
-        """Hyper-parameters for ``optimizers.build`` for this recipe in this config (``lr`` included)."""
-        return {"lr": 1e-3}
+    def run_profile(self, config) -> RunProfile:
+        """What this run is, for the engine's hyper-parameter policy (:class:`RunProfile`).
+
+        Default: the budget field read as the run's optimizer steps, 32-bit, no model shape, base LR 1e-3. Declare
+        it when the budget is counted in something else (environment steps), to give the model's precision and
+        shape, and the peak LR tuned for Adam on this workload.
+        """
+        if self.budget_unit != "optimizer steps":
+            raise NotImplementedError(f"domain {self.name!r} counts its budget in {self.budget_unit}: declare "
+                                      f"run_profile(config) with the run's optimizer steps")
+        return RunProfile(optimizer_steps=int(getattr(config, self.budget_field)))
 
     def studies(self) -> Mapping[str, Mapping[str, StudySpec]]:
         """Named studies: study name -> preset name -> StudySpec. Default: none."""

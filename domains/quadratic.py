@@ -19,7 +19,9 @@ To add your own domain, copy this file's shape (README, "Adding a domain", walks
 1. a ``Config`` dataclass whose fields all have defaults, and ``presets`` overriding them for
    ``smoke`` / ``quick`` / ``cpu`` / ``paper``; ``steps`` is the run length (``Domain.budget_field``);
 2. ``validate(config)`` with :func:`domains.fields.check` (one message format for every domain);
-3. ``default_hparams(recipe, config)`` -- a learning rate that works, per recipe;
+3. ``run_profile(config)`` -- what the run is, for the engine's hyper-parameter policy: its optimizer steps (by
+   default the budget field), precision class, model shape, and a peak LR that works for Adam; the engine derives
+   every recipe's hyper-parameters from it (reset intervals scaled to the run, the Lion LR, ...);
 4. ``studies()`` -- which recipes, LRs, config grids and seeds each named study runs;
 5. ``run(config, ctx)`` -- build the model, a deterministic ``batch_at(step)``, a pure ``loss_fn`` and
    ``evaluate(model, step)``, then hand everything to :func:`domains.training.train` (which builds the
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from domains.base import Domain, RunContext, StudySpec
+from domains.base import Domain, RunContext, RunProfile, StudySpec
 from domains.fields import at_least, check, rule, within
 from domains.training import TrainLoop, train
 
@@ -86,10 +88,7 @@ class QuadraticDomain(Domain):
         "paper": {"dim": 16384, "steps": 20000},
     }
 
-    # A peak LR that works for each recipe on this problem (the LR schedule is warm-up + cosine).
-    # Sign-like updates (Lion) move every coordinate by ~lr per step, so they take a smaller LR.
-    _LRS = {"lion": 1e-2, "lion_stable": 1e-2}
-    _DEFAULT_LR = 3e-2
+    ADAM_LR = 3e-2  # a peak LR that works for Adam on this problem (the LR schedule is warm-up + cosine)
 
     def validate(self, config: QuadraticConfig) -> None:
         """Reject values that make no problem (the message names the field)."""
@@ -99,9 +98,9 @@ class QuadraticDomain(Domain):
               rule("noise_df", config.noise_df > 0, "must be > 0", config.noise_df),
               within(0, 1, config, "spike_prob"))
 
-    def default_hparams(self, recipe: str, config: QuadraticConfig) -> dict:
-        """Only the LR: every other hyper-parameter keeps the recipe's own default."""
-        return {"lr": self._LRS.get(recipe, self._DEFAULT_LR)}
+    def run_profile(self, config: QuadraticConfig) -> RunProfile:
+        """``steps`` optimizer steps in fp32, no Transformer shape, Adam's peak LR."""
+        return RunProfile(optimizer_steps=config.steps, base_lr=self.ADAM_LR)
 
     def studies(self) -> dict[str, dict[str, StudySpec]]:
         """``main`` (the paper's main comparison), ``lr_sweep`` and ``ablation`` (paper Table 4)."""

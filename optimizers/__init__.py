@@ -11,7 +11,7 @@ Every optimizer returned by `build` is a ``torch.optim.Optimizer`` with the stat
 """
 from .base import STAT_KEYS, InstrumentedOptimizer
 from .chain import Chain
-from .registry import RECIPES, Recipe, available, build, get_recipe, recipe_class
+from .registry import COMPONENTS, FAMILIES, RECIPES, Recipe, available, build, get_recipe, recipe_class
 from .spam import SPAM
 from .stable_spam import StableSPAM
 from .stable_spam_ref import StableSPAMRef
@@ -19,7 +19,7 @@ from .transforms import (AdaClip, AdaGN, CosineMomentumDecay, GlobalNormClip, Gr
                          SpikeClip, StepContext)
 
 __all__ = [
-    "build", "available", "recipe_class", "get_recipe", "Recipe", "RECIPES",
+    "build", "available", "recipe_class", "get_recipe", "Recipe", "RECIPES", "FAMILIES", "COMPONENTS",
     "StableSPAM", "StableSPAMRef", "SPAM", "Chain", "InstrumentedOptimizer", "STAT_KEYS",
     "GradientTransform", "StepContext", "AdaClip", "AdaGN", "SpikeClip", "GlobalNormClip", "MomentumReset",
     "CosineMomentumDecay",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import torch
@@ -26,7 +26,9 @@ class Recipe:
     ``impl`` is the class built objects are instances of; ``init_args(params, hparams)`` returns the
     ``(args, kwargs)`` for ``impl.__init__``. ``defaults`` lists every accepted hyper-parameter with its default.
     ``prepare_group(optimizer, group)``, for `Chain` recipes, turns a validated ``add_param_group`` group into
-    the group(s) the base optimizer takes.
+    the group(s) the base optimizer takes. ``family`` (one of :data:`FAMILIES`) and ``components`` (names from
+    :data:`COMPONENTS`, in the order they act) say what the recipe is made of, so that code choosing
+    hyper-parameters (a benchmark's policy) decides from data, never from the recipe's name.
     """
 
     name: str
@@ -37,6 +39,8 @@ class Recipe:
     init_args: Callable[[Any, dict], tuple[tuple, dict]]
     rules: Mapping[str, Rule] = field(default_factory=dict)
     prepare_group: Callable[[torch.optim.Optimizer, dict], list[dict]] | None = None
+    family: str = ""
+    components: tuple[str, ...] = ()
 
 
 ADAM = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
@@ -270,7 +274,66 @@ _RECIPES = [
            "momentum reset", _ABLATION, dict(ADAM, gamma3=0.999, max_norm=1.0, **SCHEDULE), Chain,
            _chain(_adamw, _adaclip, _gradclip, _moret, cosine=True), prepare_group=_adam_group),
 ]
-RECIPES: dict[str, Recipe] = {r.name: r for r in _RECIPES}
+
+
+# --- what each recipe is made of ---------------------------------------------------------------------
+
+FAMILIES = {
+    "adam-like": "an Adam update (per-entry or per-block second moment) at the end",
+    "sign-based": "a sign update (Lion): every entry moves by about lr per step",
+    "factored": "Adafactor's factored second moment, no momentum",
+}
+# component -> (what it is, the hyper-parameters of it a recipe must accept)
+COMPONENTS = {
+    "gradclip": ("global gradient-norm clipping", ("max_norm",)),
+    "adaclip": ("AdaClip: adaptive per-tensor spike clipping (Stable-SPAM)", ("gamma3",)),
+    "spikeclip": ("SPAM's spike-aware clipping against Adam's second moment", ("threshold", "reset_interval")),
+    "adagn": ("AdaGN: adaptive gradient-norm scaling (Stable-SPAM)", ("gamma1", "gamma2")),
+    "moret": ("Stable-SPAM's momentum reset: moments and Adam's counter restart every reset_interval steps",
+              ("reset_interval",)),
+    "spam_reset": ("SPAM's momentum reset: moments zeroed every reset_interval steps (Adam's counter kept), then "
+                   "a cosine LR warm-up over `warmup` steps", ("reset_interval", "warmup")),
+    "momentum_decay": ("cosine decay of beta1 (and AdaGN's gamma1) over total_T steps, down to eta_min",
+                       ("total_T", "eta_min")),
+}
+
+_STABLE_SPAM_MAKEUP = ("adam-like", ("momentum_decay", "adaclip", "adagn", "moret"))
+_MAKEUP: dict[str, tuple[str, tuple[str, ...]]] = {
+    "adam": ("adam-like", ()),
+    "adamw": ("adam-like", ()),
+    "adam_clip": ("adam-like", ("gradclip",)),
+    "adafactor": ("factored", ()),
+    "lion": ("sign-based", ()),
+    "adam_mini": ("adam-like", ()),
+    "spam": ("adam-like", ("spikeclip", "spam_reset")),
+    "stable_spam": _STABLE_SPAM_MAKEUP,
+    "stable_spam_ref": _STABLE_SPAM_MAKEUP,
+    "lion_stable": ("sign-based", ("adaclip", "adagn")),
+    "adam_mini_stable": ("adam-like", ("adaclip", "adagn")),
+    "adam+moret": ("adam-like", ("momentum_decay", "moret")),
+    "adam+moret+adaclip": ("adam-like", ("momentum_decay", "adaclip", "moret")),
+    "adam+moret+adagn": ("adam-like", ("momentum_decay", "adagn", "moret")),
+    "adam+moret+adagn+adaclip": _STABLE_SPAM_MAKEUP,
+    "adam+moret+adagn+spikeclip": ("adam-like", ("momentum_decay", "spikeclip", "adagn", "moret")),
+    "adam+moret+gradclip+adaclip": ("adam-like", ("momentum_decay", "adaclip", "gradclip", "moret")),
+}
+
+
+def _with_makeup(recipe: Recipe) -> Recipe:
+    """``recipe`` with its family and components from the table above, checked against what it accepts."""
+    if recipe.name not in _MAKEUP:
+        raise ValueError(f"recipe {recipe.name!r}: give its family and components in optimizers.registry._MAKEUP")
+    family, components = _MAKEUP[recipe.name]
+    if family not in FAMILIES or not set(components) <= set(COMPONENTS):
+        raise ValueError(f"recipe {recipe.name!r}: unknown family {family!r} or component in {components}")
+    for component in components:
+        missing = [key for key in COMPONENTS[component][1] if key not in recipe.defaults]
+        if missing:
+            raise ValueError(f"recipe {recipe.name!r}: component {component} needs hyper-parameters {missing}")
+    return replace(recipe, family=family, components=components)
+
+
+RECIPES: dict[str, Recipe] = {r.name: _with_makeup(r) for r in _RECIPES}
 
 
 def available() -> list[str]:

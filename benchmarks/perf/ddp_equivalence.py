@@ -35,12 +35,13 @@ def train_parameters(overrides: dict, recipe: str = "adam", seed: int = 0,
                      device: torch.device | None = None) -> dict[str, torch.Tensor]:
     """Final parameters of a smoke-preset llama run with ``overrides`` (under DDP when initialised)."""
     import domains
+    from benchmarks.protocol.hparams import default_hparams
     from domains.base import RunContext
     from domains.training.loop import train
 
     domain = domains.get("llama")
     config = domain.config("smoke", overrides)
-    ctx = RunContext(recipe=recipe, hparams=domain.default_hparams(recipe, config), seed=seed, logger=_NullLogger(),
+    ctx = RunContext(recipe=recipe, hparams=default_hparams(domain, recipe, config), seed=seed, logger=_NullLogger(),
                      device=device or torch.device("cpu"))
     job = domain.build_job(config, ctx)
     train(job.model, job.batch_at, job.loss_fn, job.evaluate, job.loop, ctx)

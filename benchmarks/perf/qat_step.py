@@ -30,11 +30,12 @@ def make_step(preset: str, precision: str, recipe: str = "adam"):
     """A zero-argument function running one training step of the preset's model at ``precision``."""
     import domains
     import optimizers
+    from benchmarks.protocol.hparams import default_hparams
     from domains.base import RunContext
 
     domain = domains.get("llama")
     config = domain.config(preset, {"precision": precision})
-    ctx = RunContext(recipe=recipe, hparams=domain.default_hparams(recipe, config), seed=0, logger=_null_logger())
+    ctx = RunContext(recipe=recipe, hparams=default_hparams(domain, recipe, config), seed=0, logger=_null_logger())
     job = domain.build_job(config, ctx)
     model = job.model.train()
     optimizer = optimizers.build(recipe, model.named_parameters(), **ctx.hparams)

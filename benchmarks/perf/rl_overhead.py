@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 import domains
+from benchmarks.protocol.hparams import default_hparams
 from domains.base import RunContext
 from domains.mujoco.algos import build_model, resolve_settings
 from domains.mujoco.envs import make_train_env, mujoco_warnings_as_python_warnings
@@ -69,7 +70,7 @@ def plain_sb3_rates(config, seed: int) -> dict[str, float]:
         env = make_train_env(config.env, config.n_envs, settings["normalize"], settings["gamma"])
         # SB3 adds eps=1e-5 itself for PPO when the class is exactly torch.optim.Adam, as the adapter does;
         # fused=True is the kernel the core's `adam` recipe uses, so only the adapter differs between the two
-        model = build_model(config.algo, settings, env, lr=domains.get("mujoco").default_hparams("adam", config)["lr"],
+        model = build_model(config.algo, settings, env, lr=default_hparams(domains.get("mujoco"), "adam", config)["lr"],
                             optimizer_class=torch.optim.Adam, optimizer_kwargs={"fused": True}, seed=seed)
         clock, cpu_clock = time.perf_counter(), time.process_time()
         model.learn(total_timesteps=config.steps)
@@ -82,7 +83,7 @@ def adapter_rates(config, seed: int) -> dict[str, float]:
     """Environment steps per wall second and per CPU second the mujoco adapter reports (``adam`` recipe)."""
     domain = domains.get("mujoco")
     with tempfile.TemporaryDirectory() as workdir:  # as the engine runs it: with the checkpoint callback on
-        ctx = RunContext(recipe="adam", hparams=domain.default_hparams("adam", config), seed=seed,
+        ctx = RunContext(recipe="adam", hparams=default_hparams(domain, "adam", config), seed=seed,
                          logger=_NullLogger(), workdir=Path(workdir))
         metrics = domain.run(config, ctx)
     return {"wall": metrics["env_steps_per_s"], "cpu": metrics["env_steps_per_cpu_s"]}

@@ -17,8 +17,10 @@ A study may run a recipe at only some grid points (``StudySpec.only``, e.g. Adam
 given with ``optimizers`` run at every point.
 
 A domain without the study (or without the preset in it) is skipped with a note. Every spec's
-hyper-parameters are ``domain.default_hparams(recipe, config)`` (of the config with the budget applied, so
-``total_T`` and reset intervals follow it), then the study's, then the item's.
+hyper-parameters are the engine's policy for the recipe and the domain's run (:mod:`benchmarks.protocol.hparams`,
+from ``domain.run_profile(config)`` of the config with the budget applied, so ``total_T`` and reset intervals
+follow it), then the study's, then the item's. A run too short for a recipe's paper ratios is bad input ("the
+preset is too short"); a reset interval longer than the run gets a one-line warning among the notes.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import domains
+import optimizers
 from benchmarks.errors import BadInput
 from benchmarks.planning.recipe_check import validate_recipes
 from benchmarks.planning.request import OptimizerItem, SuiteRequest, expand_hparam_grid
 from benchmarks.planning.run_spec import RunSpec, to_jsonable, variant_label
 from benchmarks.protocol import studies_for
+from benchmarks.protocol.hparams import RetiredHook, RunTooShort, default_hparams, reset_never_fires
 from domains.base import PRESETS, ConfigError, Domain, StudySpec
 
 DEFAULT_BUDGET_FIELD = "steps"  # the config field of a domain that declares no ``budget_field``
@@ -100,7 +104,7 @@ def expand(request: SuiteRequest) -> Plan:
             if study_spec is None:
                 notes.append(f"{name}: no study {study!r} at preset {request.preset!r}, skipped")
                 continue
-            for spec in _expand_study(domain, study, study_spec, request):
+            for spec in _expand_study(domain, study, study_spec, request, notes):
                 known = specs.get(spec.run_id)
                 specs[spec.run_id] = spec.with_studies(spec.studies + (known.studies if known else ()))
     if not specs:
@@ -110,7 +114,8 @@ def expand(request: SuiteRequest) -> Plan:
     return Plan(list(specs.values()), notes)
 
 
-def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: SuiteRequest) -> Iterable[RunSpec]:
+def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: SuiteRequest,
+                  notes: list[str]) -> Iterable[RunSpec]:
     grid = {key: tuple(values) for key, values in study_spec.grid.items()}
     grid.update(request.sets.get(domain.name, {}))
     items = request.optimizers or tuple(
@@ -134,9 +139,10 @@ def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: Su
             allowed = {} if request.optimizers else study_spec.only.get(item.name, {})
             if any(getattr(config, key) not in values for key, values in allowed.items()):
                 continue
-            defaults = dict(domain.default_hparams(item.name, config))
+            defaults = _policy(domain, item.name, config, request)
             study_extra = study_spec.hparams.get(item.name, {}) if request.optimizers else {}
             hparams = {**defaults, **_single_values(study_extra), **item.hparams}
+            _warn_if_reset_never_fires(domain, item.name, hparams, config, notes)
             for lr in _lrs_for(item, request, study_spec, hparams):
                 run_hparams = dict(hparams) if lr is None else {**hparams, "lr": lr}
                 for seed in range(seeds):
@@ -157,6 +163,31 @@ def _config(domain: Domain, request: SuiteRequest, overrides: Mapping[str, Any],
         else:
             where = f"{request.origin('sets', '--set')}: " if domain.name in request.sets else ""
         raise BadInput(f"{where}{exc}") from None
+
+
+def _policy(domain: Domain, recipe: str, config, request: SuiteRequest) -> dict:
+    """The policy's hyper-parameters; BadInput when the run is too short for the recipe or the domain still
+    declares the retired ``default_hparams`` hook. An unknown recipe gets none here: plan_suite's recipe check
+    reports it with where it came from."""
+    if recipe not in optimizers.RECIPES:
+        return {}
+    try:
+        return default_hparams(domain, recipe, config)
+    except RunTooShort as exc:
+        budget = request.budgets.get(domain.name)
+        run = f"budget {budget}" if budget is not None else f"preset {request.preset!r}"
+        raise BadInput(f"{domain.name} {run} is too short for {recipe}: {exc}") from None
+    except (RetiredHook, NotImplementedError) as exc:  # a domain that does not declare its run
+        raise BadInput(str(exc)) from None
+
+
+def _warn_if_reset_never_fires(domain: Domain, recipe: str, hparams: Mapping, config, notes: list[str]) -> None:
+    if recipe not in optimizers.RECIPES:
+        return
+    warning = reset_never_fires(recipe, hparams, domain.run_profile(config).optimizer_steps)
+    line = f"{domain.name}: {warning}" if warning else None
+    if line and line not in notes:
+        notes.append(line)
 
 
 def _lrs_for(item: OptimizerItem, request: SuiteRequest, study_spec: StudySpec, hparams: Mapping) -> tuple:

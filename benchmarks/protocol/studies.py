@@ -34,7 +34,7 @@ LLAMA_SWEEP_LRS = {"smoke": (1e-3, 1e-2), "quick": (1e-3, 3e-3, 1e-2), "cpu": (1
                    "paper": (1e-4, 3e-4, 5e-4, 7e-4, 9e-4, 3e-3)}
 # Fig. 8: Stable-SPAM with one hyper-parameter moved at a time. Reset intervals: the paper's 250..5000 of its
 # 20k steps at the paper preset, the same fractions of the run (1/80..1/4, at least 5) at the others
-# (llama presets: smoke 30, quick 250, cpu 200 steps); smoke keeps the first two values of each.
+# (llama presets: smoke 140, quick 250, cpu 200 steps); smoke keeps the first two values of each.
 LLAMA_HPARAM_VALUES = {
     "smoke": {"gamma1": (0.5, 0.7), "gamma2": (0.8, 0.9), "gamma3": (0.9, 0.99), "reset_interval": (5, 8)},
     "quick": {"gamma1": (0.5, 0.7, 0.9), "gamma2": (0.8, 0.9, 0.999), "gamma3": (0.9, 0.99, 0.999),

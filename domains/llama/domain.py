@@ -11,10 +11,9 @@ the CPU presets use **fp32 as the 16-bit reference**); and quantization-aware tr
 projection Linears with :func:`domains.quant.quantize_model` (``int2 int3 int4 int8 fp4_e1m2
 fp4_e1m2_ref mxfp4 nvfp4``; embeddings, lm_head and norms stay full precision).
 
-Optimizer hyper-parameters (``default_hparams``): the paper's values at the paper's sizes; at CPU sizes
-the LR is tuned for the small models and the momentum-reset interval is scaled to the run length
-(the paper resets every 1000 of 20k steps: ``reset_interval = max(25, steps/20)``; SPAM's 500-step
-interval and 150-step warm-up scale the same way).
+Optimizer hyper-parameters: the domain declares its run (:meth:`LlamaDomain.run_profile`: steps, precision
+class, hidden size and heads, the peak LR for Adam-like recipes at this size) and the engine's policy
+(:mod:`benchmarks.protocol.hparams`) sets every recipe's from it.
 """
 
 from __future__ import annotations
@@ -23,13 +22,12 @@ from dataclasses import dataclass
 
 import torch
 
-from domains.base import Domain, RunContext
+from domains.base import Domain, RunContext, RunProfile
 from domains.fields import at_least, check
 from domains.lm import quant
 from domains.lm.baselines import ngram_perplexity_baselines
 from domains.lm.causal_lm import evaluate_lm, next_token_loss
 from domains.lm.config import LMConfig, lm_rules
-from domains.lm.hparams import PAPER_STEPS, lr_multiplier, stability_hparams
 from domains.lm.textdata import TextData
 from domains.training import TrainingJob, rank_and_world
 
@@ -45,6 +43,11 @@ SIZES = {
     "7B": (4096, 11008, 32, 32),
 }
 CPU_SIZES = ("nano", "micro", "mini")
+# Peak LR of Adam-like recipes per size. Paper sizes: 1e-3 (60M/130M), 4e-4 (350M), 2e-4 (1B and up), the paper's
+# Stable-SPAM LRs. CPU sizes: tuned on the small models.
+PEAK_LR = {"nano": 5e-3, "micro": 2e-3, "mini": 1.5e-3, "60M": 1e-3, "130M": 1e-3, "350M": 4e-4, "1B": 2e-4,
+           "7B": 2e-4}
+PAPER_STEPS = 20_000  # LLaMA-130M in the paper (20k steps for 130M/350M 4-bit)
 PRECISIONS = ("fp32", "bf16", *quant.FORMATS)
 
 
@@ -65,8 +68,9 @@ class LlamaDomain(Domain):
     budget_unit = "optimizer steps"
     Config = LlamaConfig
     presets = {
-        # seconds per run: the tests' preset
-        "smoke": {"size": "nano", "vocab_size": 1024, "seq_len": 64, "batch_size": 8, "steps": 30,
+        # seconds per run: the tests' preset. 140 steps: above the 134 in which SPAM's post-reset warm-up (150 of
+        # the paper's 20k steps) is one whole step (benchmarks.protocol.hparams.minimum_steps)
+        "smoke": {"size": "nano", "vocab_size": 1024, "seq_len": 64, "batch_size": 8, "steps": 140,
                   "eval_tokens": 4096},
         # ~20-30 s per run on 2 CPU cores: run_all.py's default
         "quick": {"size": "micro", "vocab_size": 2048, "seq_len": 64, "batch_size": 16, "steps": 250,
@@ -85,16 +89,15 @@ class LlamaDomain(Domain):
         """Reject unknown names and impossible sizes (each message names the field)."""
         check(self.name, lm_rules(config, SIZES, PRECISIONS), at_least(1, config, "group_size"))
 
-    # --- optimizer hyper-parameters ---------------------------------------------------------------
+    # --- the run, for the engine's hyper-parameter policy -------------------------------------------
 
-    def default_hparams(self, recipe: str, config: LlamaConfig) -> dict:
-        """LR per recipe and size; Stable-SPAM's gammas per precision; reset intervals per run length."""
-        hparams = {"lr": _peak_lr(recipe, config.size)}
-        hparams.update(stability_hparams(recipe, config.precision in quant.FORMATS, config.steps))
-        if recipe.startswith("adam_mini"):
-            hidden, _, heads, _ = SIZES[config.size]
-            hparams.update(dim=hidden, n_heads=heads)
-        return hparams
+    def run_profile(self, config: LlamaConfig) -> RunProfile:
+        """Steps; low-bit for the QAT formats, else 16-bit (bf16) or 32-bit (fp32); the size's shape and peak LR."""
+        hidden, _, heads, _ = SIZES[config.size]
+        precision = "low-bit" if config.precision in quant.FORMATS else \
+            "16-bit" if config.precision == "bf16" else "32-bit"
+        return RunProfile(optimizer_steps=config.steps, precision_class=precision, hidden_size=hidden, heads=heads,
+                          base_lr=PEAK_LR[config.size])
 
     # --- regime baselines ---------------------------------------------------------------------------
 
@@ -155,19 +158,3 @@ def build_model(config: LlamaConfig, vocab_size: int, seed: int) -> torch.nn.Mod
     if config.precision in quant.FORMATS:
         quant.quantize_model(model, config.precision, group_size=config.group_size)
     return model
-
-
-
-
-
-
-# --- helpers --------------------------------------------------------------------------------------
-
-# Peak LRs. Paper sizes: 1e-3 (60M/130M), 4e-4 (350M), 2e-4 (1B and up), the paper's Stable-SPAM LRs,
-# used for every Adam-like recipe. CPU sizes: tuned on the small models (see the module docstring).
-# Sign-based Lion takes a ~5x smaller LR than Adam, as its authors recommend (3-10x): lr_multiplier.
-_SIZE_LR = {"nano": 5e-3, "micro": 2e-3, "mini": 1.5e-3, "60M": 1e-3, "130M": 1e-3, "350M": 4e-4, "1B": 2e-4, "7B": 2e-4}
-
-
-def _peak_lr(recipe: str, size: str) -> float:
-    return _SIZE_LR[size] * lr_multiplier(recipe)

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 
 import torch
 
-from domains.base import Domain, RunContext
+from domains.base import Domain, RunContext, RunProfile
 from domains.fields import at_least, check, one_of
 from domains.lm.baselines import ngram_perplexity_baselines
 from domains.lm.causal_lm import evaluate_lm
 from domains.lm.config import LMConfig, lm_rules
-from domains.lm.hparams import lr_multiplier, stability_hparams
 from domains.lm.textdata import TextData
 from domains.moe.routing import (RouterLoadMeter, balance_summary, expert_load, load_balancing_loss, load_series,
                                  router_z_loss)
@@ -52,8 +51,8 @@ SIZES = {
 PRECISIONS = ("fp32", "bf16")
 BALANCE_LOSSES = ("per_layer", "transformers")
 PAPER_LR = 1e-4  # the paper's LR for Adam and Stable-SPAM on OLMoE-1B-7B
-# CPU sizes: the llama domain's LR for the same hidden size, used for every recipe (Lion-family: llama's
-# ~5x smaller LR). Checked on "micro" (quick preset, Adam): LR 1e-3 / 3e-3 / 1e-2 -> val_loss 5.27 / 5.01 / 5.30.
+# Peak LR of Adam-like recipes at the CPU sizes. Checked on "micro" (quick preset, Adam): LR 1e-3 / 3e-3 / 1e-2 ->
+# val_loss 5.27 / 5.01 / 5.30.
 _CPU_LR = {"nano": 5e-3, "micro": 3e-3, "mini": 3e-3}
 
 
@@ -108,17 +107,13 @@ class MoeDomain(Domain):
         check(self.name, lm_rules(config, SIZES, PRECISIONS), one_of(BALANCE_LOSSES, config, "balance_loss"),
               at_least(0, config, "router_aux_loss_coef", "router_z_loss_coef"))
 
-    def default_hparams(self, recipe: str, config: MoeConfig) -> dict:
-        """This domain's LR (1e-4 for every recipe at the paper size), the LM domains' recipe settings for a
-        16-bit run of this length (:func:`domains.lm.hparams.stability_hparams`: Stable-SPAM's BF16 gammas
-        0.85/0.99999/0.999, ``total_T`` = steps, reset intervals scaled to the run) and Adam-mini's model shape."""
-        base = recipe.split(":")[0]
-        hparams = {"lr": _CPU_LR[config.size] * lr_multiplier(base) if config.size in _CPU_LR else PAPER_LR}
-        hparams.update(stability_hparams(recipe, low_bit=False, steps=config.steps))
-        if base.startswith("adam_mini"):
-            hidden, _, heads, *_ = SIZES[config.size]
-            hparams.update(dim=hidden, n_heads=heads)
-        return hparams
+    def run_profile(self, config: MoeConfig) -> RunProfile:
+        """Steps; 16-bit (bf16) or 32-bit (fp32); the size's hidden size and heads; the peak LR of Adam-like recipes
+        (the paper's 1e-4 at OLMoE-1B-7B, for Adam and Stable-SPAM alike; tuned at the CPU sizes)."""
+        hidden, _, heads, *_ = SIZES[config.size]
+        precision = "16-bit" if config.precision == "bf16" else "32-bit"
+        return RunProfile(optimizer_steps=config.steps, precision_class=precision, hidden_size=hidden, heads=heads,
+                          base_lr=_CPU_LR.get(config.size, PAPER_LR))
 
     gate_baselines = ("unigram", "bigram")
 

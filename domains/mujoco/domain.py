@@ -23,6 +23,10 @@ statistics, frozen), and PPO clips the global gradient norm at ``max_grad_norm``
 optimizer's step, so under PPO the recipe sees clipped gradients (its ``grad_norm_before`` is <= 0.5);
 ``--set mujoco.max_grad_norm=1e9`` turns that off. SAC and TD3 do not clip.
 
+Optimizer hyper-parameters come from the engine's policy like every domain's; the run counts in gradient updates
+(:meth:`MujocoDomain.run_profile`), so reset intervals are 1/20 (Stable-SPAM) and 1/40 (SPAM) of the updates and
+``total_T`` (the cosine decay of beta1/gamma1) spans them, as in the authors' LLM runs (they published no RL code).
+
 Seeds: SB3's ``seed`` = the run's seed (python, numpy -- replay sampling, TD3's action noise --, torch,
 training environments seed .. seed + n_envs - 1); evaluation episodes are reset with their own seeds
 (:func:`domains.mujoco.envs.eval_seed`), the same at every evaluation of a run.
@@ -43,7 +47,7 @@ import numpy as np
 import torch
 
 import optimizers
-from domains.base import Diverged, Domain, RunContext
+from domains.base import Diverged, Domain, RunContext, RunProfile
 from domains.checkpoints import Cadence
 from domains.fields import at_least, check
 from domains.mujoco.algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
@@ -55,22 +59,6 @@ from domains.mujoco.envs import (Evaluator, eval_seed, frozen_observation_normal
 
 ADAM_LR = 3e-4  # SB3's and the zoo's learning rate for PPO, SAC and TD3 on MuJoCo
 PPO_ADAM_EPS = 1e-5  # SB3's PPO builds its Adam with eps 1e-5 (from OpenAI baselines)
-
-# Recipes built on Adam's update (the LR above fits them); the others keep their own default LR.
-_ADAM_FAMILY = {"adam", "adamw", "adam_clip", "spam", "stable_spam", "stable_spam_ref", "adam_mini", "adam_mini_stable"}
-# Recipes with Stable-SPAM's momentum reset (MoRet, ``reset_interval``) and cosine momentum decay (``total_T``);
-# SPAM's own reset (with its 150-step warm-up after each) keeps its default interval.
-_MORET_RECIPES = {"stable_spam", "stable_spam_ref"}
-_RESETS_PER_RUN = 20  # the paper's LLaMA-130M setting: 20k steps, a reset every 1000
-_RESET_INTERVAL_RANGE = (10, 1000)  # at most the paper's ΔT, reached at paper scale
-
-
-def _is_adam_family(recipe: str) -> bool:
-    return recipe in _ADAM_FAMILY or recipe.startswith("adam+")
-
-
-def _has_moret(recipe: str) -> bool:
-    return recipe in _MORET_RECIPES or "+moret" in recipe
 
 
 @dataclass
@@ -147,31 +135,15 @@ class MujocoDomain(Domain):
                        "n_steps", "n_epochs", "buffer_size", "train_freq"),
               at_least(0, config, "eval_every", "learning_starts", "torch_threads", "checkpoint_every"))
 
-    def default_hparams(self, recipe: str, config: MujocoConfig) -> dict:
-        """LR 3e-4 for Adam-based recipes (SB3/zoo), eps 1e-5 under PPO as SB3's Adam; Stable-SPAM's reset
-        interval (and its ablations') scaled to the run's gradient updates; everything else, and the LR of
-        non-Adam recipes (Lion, Adafactor), the recipe's own default.
-
-        ``reset_interval`` = updates / 20 (the paper's LLaMA-130M ratio: 20k steps, ΔT 1000), clamped to
-        [10, 1000] so a paper-scale run uses the paper's ΔT = 1000; updates are counted for the config's
-        ``steps`` (the budget field: the engine sets a suite's budget there). ``total_T`` is None (no cosine decay of
-        β1/γ1): the authors used it only in their LLM runs, tied to their LR schedule's length, the paper
-        gives no value for RL, and SB3 runs a constant LR.
-        """
-        hparams: dict[str, Any] = {}
-        if _is_adam_family(recipe):
-            hparams["lr"] = ADAM_LR
-            if config.algo == "PPO":
-                hparams["eps"] = PPO_ADAM_EPS
-        else:
-            hparams["lr"] = _recipe_default_lr(recipe)
-        if _has_moret(recipe):
-            settings = resolve_settings(config.algo, asdict(config))
-            updates = gradient_updates(config.algo, settings, config.steps, config.n_envs)
-            low, high = _RESET_INTERVAL_RANGE
-            hparams["reset_interval"] = min(high, max(low, updates // _RESETS_PER_RUN))
-            hparams["total_T"] = None
-        return hparams
+    def run_profile(self, config: MujocoConfig) -> RunProfile:
+        """The run in the primary network's gradient updates (the budget is environment steps: PPO's epochs x
+        minibatches per rollout, SAC/TD3's updates after ``learning_starts``), fp32 (32-bit), no Transformer shape,
+        SB3's/the zoo's LR 3e-4 for Adam-like recipes; and, under PPO, SB3's Adam eps 1e-5 for Adam-like recipes
+        (a setting of the workload, not of a recipe)."""
+        settings = resolve_settings(config.algo, asdict(config))
+        updates = gradient_updates(config.algo, settings, config.steps, config.n_envs)
+        family_settings = {"adam-like": {"eps": PPO_ADAM_EPS}} if config.algo == "PPO" else {}
+        return RunProfile(optimizer_steps=updates, precision_class="32-bit", base_lr=ADAM_LR, settings=family_settings)
 
     gate_baselines = ("untrained_policy", "random_policy")
 
@@ -201,7 +173,7 @@ class MujocoDomain(Domain):
         """
         steps = config.steps
         settings = resolve_settings(config.algo, asdict(config))
-        hparams = {**self.default_hparams(ctx.recipe, config), **ctx.hparams}
+        hparams = {"lr": _recipe_default_lr(ctx.recipe), **ctx.hparams}
         ctx.logger.log_info(algo=config.algo, env=config.env, budget=steps, budget_unit=self.budget_unit,
                             algo_settings=settings, n_envs=config.n_envs, eval_every=config.eval_every,
                             eval_episodes=config.eval_episodes, optimizer_hparams=hparams)

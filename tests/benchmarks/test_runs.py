@@ -15,6 +15,7 @@ import pytest
 import domains
 from benchmarks import SuiteRequest, run_plan
 from benchmarks.planning.request import parse_optimizers
+from benchmarks.protocol.hparams import default_hparams
 from benchmarks.store import Store
 from domains.base import Domain, StudySpec
 from tests.benchmarks.support import registered
@@ -75,7 +76,7 @@ def test_divergence_is_recorded_and_the_suite_goes_on(out):
     by_lr = {r["lr"]: r for r in stored(out)}
     assert by_lr[1e6]["status"] == "diverged" and by_lr[1e6]["diverged_step"] >= 0
     assert by_lr[1e6]["metric_value"] is None and "initial" in by_lr[1e6]["error"]
-    default_lr = domains.get("quadratic").default_hparams("adam", domains.get("quadratic").config("smoke"))["lr"]
+    default_lr = default_hparams(domains.get("quadratic"), "adam", domains.get("quadratic").config("smoke"))["lr"]
     assert by_lr[default_lr]["status"] == "finished"
 
 

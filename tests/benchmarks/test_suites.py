@@ -15,7 +15,7 @@ from benchmarks.planning import SuiteRequest, expand
 from benchmarks.planning.recipe_check import validate_recipes
 from benchmarks.planning.request import expand_hparam_grid, parse_optimizers, parse_sets
 from benchmarks.planning.suite_file import load_suite_file
-from domains.base import Domain, StudySpec
+from domains.base import Domain, RunProfile, StudySpec
 from tests.benchmarks.support import registered
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,8 +72,8 @@ def test_run_ids_are_stable_and_ignore_the_study_label():
 
 
 def test_variant_labels_name_non_default_hyper_parameters():
-    specs = plan(optimizers=parse_optimizers("stable_spam:gamma1=0.85:lr=0.1,adam"))
-    assert {s.recipe: s.variant for s in specs} == {"stable_spam": "gamma1=0.85", "adam": ""}
+    specs = plan(optimizers=parse_optimizers("stable_spam:gamma1=0.7:lr=0.1,adam"))
+    assert {s.recipe: s.variant for s in specs} == {"stable_spam": "gamma1=0.7", "adam": ""}
 
 
 @pytest.mark.parametrize("sets, message", [
@@ -113,7 +113,7 @@ lrs = [0.01, 0.03]
 
 [[optimizer]]
 name = "stable_spam"
-gamma1 = [0.7, 0.85]
+gamma1 = [0.5, 0.7]
 
 [set.quadratic]
 spike_prob = [0.0, 0.05]
@@ -129,7 +129,7 @@ def test_a_suite_file_declares_the_same_things(tmp_path):
     request, given = load_suite_file(path)
     specs = expand(request).specs
     assert len(specs) == 2 * 2 * 2 * 2  # gamma1 x lrs x spike_prob x seeds
-    assert {s.variant for s in specs} == {"gamma1=0.7", "gamma1=0.85"} and {s.budget for s in specs} == {50}
+    assert {s.variant for s in specs} == {"gamma1=0.5", "gamma1=0.7"} and {s.budget for s in specs} == {50}
     # a flag given on the command line wins over the file
     args = cli.build_parser().parse_args(["--suite", str(path), "--seeds", "1", "--optimizers", "adam"])
     specs = expand(cli.request_from_args(args)).specs
@@ -231,8 +231,8 @@ class RoundsDomain(Domain):
     def studies(self):
         return {"main": {"smoke": StudySpec(recipes=("adam",))}}
 
-    def default_hparams(self, recipe, config):
-        return {"lr": 1.0 / config.rounds}  # follows the run length, as total_T does
+    def run_profile(self, config):
+        return RunProfile(optimizer_steps=config.rounds, base_lr=1.0 / config.rounds)  # follows the run length
 
     def run(self, config, ctx):
         raise NotImplementedError

@@ -8,6 +8,7 @@ import torch
 
 import domains
 from benchmarks.protocol import studies_for
+from benchmarks.protocol.hparams import default_hparams
 from domains.base import ConfigError, RunContext
 from domains.llama.domain import SIZES, build_model
 from domains.quant import PROJECTIONS, QuantLinear
@@ -20,7 +21,7 @@ def llama():
 
 
 def _context(llama, recipe, config, seed=0):
-    return RunContext(recipe=recipe, hparams=llama.default_hparams(recipe, config), seed=seed, logger=ListLogger())
+    return RunContext(recipe=recipe, hparams=default_hparams(llama, recipe, config), seed=seed, logger=ListLogger())
 
 
 def test_presets_build_without_data_or_hub_and_bad_values_are_named(llama):
@@ -55,23 +56,26 @@ def test_quantized_model_swaps_exactly_the_seven_projections_per_layer(llama):
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), same.parameters()))  # seeded init
 
 
-def test_default_hparams_follow_the_paper_and_scale_with_the_run(llama):
+def test_hparams_follow_the_paper_and_scale_with_the_run(llama):
     four_bit = llama.config("cpu", {"precision": "int4"})
     full = llama.config("cpu", {"precision": "fp32"})
-    h = llama.default_hparams("stable_spam", four_bit)
+    assert llama.run_profile(four_bit).precision_class == "low-bit"
+    assert llama.run_profile(full).precision_class == "32-bit"
+    assert llama.run_profile(llama.config("paper")).precision_class == "16-bit"
+    h = default_hparams(llama, "stable_spam", four_bit)
     assert (h["gamma1"], h["gamma2"], h["gamma3"], h["total_T"]) == (0.7, 0.9, 0.999, four_bit.steps)
-    assert h["reset_interval"] == max(25, round(1000 * four_bit.steps / 20000))
-    h = llama.default_hparams("adam+moret+adagn", full)
+    assert h["reset_interval"] == four_bit.steps / 20 == 10
+    h = default_hparams(llama, "adam+moret+adagn", full)
     assert (h["gamma1"], h["gamma2"]) == (0.85, 0.99999) and "gamma3" not in h
     paper = llama.config("paper", {"precision": "int4"})
-    assert llama.default_hparams("stable_spam", paper)["reset_interval"] == 1000
-    assert llama.default_hparams("stable_spam", paper)["lr"] == 1e-3
-    spam = llama.default_hparams("spam", paper)
+    assert default_hparams(llama, "stable_spam", paper)["reset_interval"] == 1000
+    assert default_hparams(llama, "stable_spam", paper)["lr"] == 1e-3
+    spam = default_hparams(llama, "spam", paper)
     assert (spam["reset_interval"], spam["warmup"]) == (500, 150)
-    mini = llama.default_hparams("adam_mini", paper)
+    mini = default_hparams(llama, "adam_mini", paper)
     assert (mini["dim"], mini["n_heads"]) == (768, 12)
-    assert llama.default_hparams("lion", full)["lr"] < llama.default_hparams("adam", full)["lr"]
-    assert set(llama.default_hparams("adam", full)) == {"lr"}
+    assert default_hparams(llama, "lion", full)["lr"] == default_hparams(llama, "adam", full)["lr"] / 5
+    assert set(default_hparams(llama, "adam", full)) == {"lr"}
 
 
 def test_every_study_exists_at_every_preset_with_registered_recipes(llama):

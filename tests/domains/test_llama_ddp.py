@@ -4,6 +4,7 @@ import torch
 
 import domains
 from benchmarks.perf.ddp_equivalence import SMALL_RUN, max_difference, spawn_data_parallel, train_parameters
+from benchmarks.protocol.hparams import default_hparams
 
 
 def test_two_ranks_with_half_the_batch_end_with_the_same_parameters_as_one_process():
@@ -11,7 +12,7 @@ def test_two_ranks_with_half_the_batch_end_with_the_same_parameters_as_one_proce
     single = train_parameters(SMALL_RUN)
     half_batch = train_parameters({**SMALL_RUN, "batch_size": SMALL_RUN["batch_size"] // 2})
     llama = domains.get("llama")
-    lr = llama.default_hparams("adam", llama.config("smoke", SMALL_RUN))["lr"]
+    lr = default_hparams(llama, "adam", llama.config("smoke", SMALL_RUN))["lr"]
     assert parallel.keys() == single.keys()
     assert all(torch.isfinite(p).all() for p in parallel.values())
     # Adam moves a weight by up to ~lr per step; summation-order rounding may differ by a sliver of that

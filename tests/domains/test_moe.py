@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import domains
 from benchmarks.running.run_logger import BufferedRunLogger
 from benchmarks.protocol import studies_for
+from benchmarks.protocol.hparams import default_hparams
 from domains.base import ConfigError, RunContext
 from domains.llama import LlamaConfig
 from domains.lm.causal_lm import next_token_loss
@@ -70,17 +71,21 @@ def test_paper_size_is_olmoe_1b_7b(moe):
     assert 1.2e9 < active_parameters(model) < 1.4e9  # "1B" active
 
 
-def test_default_hparams_paper_lr_and_llama_stability_settings(moe):
+def test_hparams_paper_lr_and_llama_stability_settings(moe):
     paper, cpu = moe.config("paper"), moe.config("cpu")
     for recipe in ("adam", "stable_spam"):
-        assert moe.default_hparams(recipe, paper)["lr"] == 1e-4
-    assert moe.default_hparams("adam", cpu) == {"lr": moe.default_hparams("stable_spam", cpu)["lr"]}
-    spam = moe.default_hparams("stable_spam", paper)
+        assert default_hparams(moe, recipe, paper)["lr"] == 1e-4
+    assert default_hparams(moe, "adam", cpu) == {"lr": default_hparams(moe, "stable_spam", cpu)["lr"]}
+    spam = default_hparams(moe, "stable_spam", paper)
     assert (spam["gamma1"], spam["gamma2"], spam["gamma3"], spam["total_T"]) == (0.85, 0.99999, 0.999, 3000)
+    assert spam["reset_interval"] == 3000 / 20
     # the llama domain's settings for a 16-bit run of the same length, reset interval included
-    llama = domains.get("llama").default_hparams("stable_spam", LlamaConfig(precision="bf16", steps=cpu.steps))
-    ours = moe.default_hparams("stable_spam", cpu)
+    llama = default_hparams(domains.get("llama"), "stable_spam", LlamaConfig(precision="bf16", steps=cpu.steps))
+    ours = default_hparams(moe, "stable_spam", cpu)
     assert {k: v for k, v in ours.items() if k != "lr"} == {k: v for k, v in llama.items() if k != "lr"}
+    mini = default_hparams(moe, "adam_mini", cpu)
+    hidden, _, heads, *_ = SIZES[cpu.size]
+    assert (mini["dim"], mini["n_heads"]) == (hidden, heads)
 
 
 def test_studies_compare_adam_and_stable_spam(moe):
@@ -187,7 +192,7 @@ def test_bf16_autocast_gives_a_finite_loss(moe, batch):
 @pytest.mark.parametrize("recipe", ["adam", "stable_spam"])
 def test_smoke_run_logs_val_loss_and_expert_load(moe, smoke, recipe):
     logger = BufferedRunLogger()  # the engine's logger
-    ctx = RunContext(recipe=recipe, hparams=moe.default_hparams(recipe, smoke), seed=0, logger=logger)
+    ctx = RunContext(recipe=recipe, hparams=default_hparams(moe, recipe, smoke), seed=0, logger=logger)
     result = moe.run(smoke, ctx)
     assert math.isfinite(result["val_loss"]) and result["val_ppl"] == pytest.approx(math.exp(result["val_loss"]))
     curves = logger.curves()

@@ -16,6 +16,7 @@ from stable_baselines3.common.save_util import load_from_zip_file
 import domains
 import optimizers
 from benchmarks.protocol import studies_for
+from benchmarks.protocol.hparams import default_hparams
 from domains.base import ConfigError, Diverged, RunContext
 from domains.mujoco.algos import build_model, gradient_updates, network_optimizers, resolve_settings
 from domains.mujoco.checkpoint import SB3Checkpoint
@@ -23,7 +24,9 @@ from domains.mujoco.envs import Evaluator, MujocoWarning, make_train_env, mujoco
 from tests.support.loggers import DyingLogger, Killed, ListLogger
 
 # A few PPO rollouts of 128 steps, one epoch; evaluation at start and end only.
-TINY_PPO = dict(steps=256, n_steps=128, batch_size=64, n_epochs=1, eval_every=0, eval_episodes=2, curve_episodes=1)
+# PPO with 20 gradient updates (2 rollouts x 5 epochs x 2 minibatches): the fewest in which Stable-SPAM's reset
+# interval (1/20 of the run) is one whole step
+TINY_PPO = dict(steps=256, n_steps=128, batch_size=64, n_epochs=5, eval_every=0, eval_episodes=2, curve_episodes=1)
 # SAC with 32 gradient updates (after 16 random steps) on small batches.
 TINY_SAC = dict(algo="SAC", steps=48, learning_starts=16, batch_size=16, buffer_size=1000,
                 eval_every=0, eval_episodes=1, curve_episodes=1)
@@ -34,7 +37,7 @@ def run_tiny(overrides: dict, recipe: str = "adam", seed: int = 0, hparams: dict
     domain = domains.get("mujoco")
     config = domain.config("smoke", overrides)
     logger = ListLogger()
-    ctx = RunContext(recipe=recipe, hparams={**domain.default_hparams(recipe, config), **(hparams or {})},
+    ctx = RunContext(recipe=recipe, hparams={**default_hparams(domain, recipe, config), **(hparams or {})},
                      seed=seed, logger=logger, workdir=workdir)
     return domain.run(config, ctx), logger
 
@@ -70,8 +73,8 @@ def test_mujoco_warnings_become_python_warnings_not_a_log_file(tmp_path, monkeyp
 
 def test_ppo_steps_the_recipe_in_its_single_network():
     _, logger = run_tiny({**TINY_PPO, "env": "Hopper"}, recipe="stable_spam")
-    # 2 rollouts of 128 steps, 1 epoch of 2 minibatches each; stats only exist if the recipe stepped.
-    assert [record["updates"] for _, record in logger.steps] == [2, 2]
+    # 2 rollouts of 128 steps, 5 epochs of 2 minibatches each; stats only exist if the recipe stepped.
+    assert [record["updates"] for _, record in logger.steps] == [10, 10]
     for _, record in logger.steps:
         assert math.isfinite(record["grad_norm_before"]) and math.isfinite(record["loss"])
         assert record["lr"] == pytest.approx(3e-4)
@@ -92,7 +95,7 @@ def test_sac_actor_and_critic_optimizers_are_the_recipe_and_the_temperature_keep
     settings = resolve_settings("SAC", vars(config))
     recipe = optimizers.recipe_class("stable_spam")
     env = make_train_env("Hopper", 1, settings["normalize"], settings["gamma"])
-    hparams = domain.default_hparams("stable_spam", config)
+    hparams = default_hparams(domain, "stable_spam", config)
     model = build_model("SAC", settings, env, lr=hparams.pop("lr"), optimizer_class=recipe,
                         optimizer_kwargs=hparams, seed=0)
     networks = network_optimizers(model)
@@ -121,7 +124,7 @@ def _counted(step, counts: dict, name: str):
 def test_sac_telemetry_reports_both_networks_and_counts_stable_spam_resets():
     domain = domains.get("mujoco")
     config = domain.config("smoke", {**TINY_SAC, "env": "Hopper"})
-    reset_interval = domain.default_hparams("stable_spam", config)["reset_interval"]
+    reset_interval = default_hparams(domain, "stable_spam", config)["reset_interval"]
     metrics, logger = run_tiny({**TINY_SAC, "env": "Hopper"}, recipe="stable_spam")
 
     assert math.isfinite(metrics["eval_return"])
@@ -168,14 +171,20 @@ def test_an_absurd_learning_rate_is_recorded_as_diverged(tiny):
     assert 0 < caught.value.step <= tiny["steps"]
 
 
-def test_default_hparams_scale_the_reset_interval_and_leave_total_t_off():
+def test_the_run_is_counted_in_gradient_updates_and_ppo_gives_adam_like_recipes_sb3s_eps():
     domain = domains.get("mujoco")
-    assert domain.default_hparams("adam", domain.config("quick")) == {"lr": 3e-4, "eps": 1e-5}
-    assert domain.default_hparams("adam", domain.config("paper")) == {"lr": 3e-4}
-    # quick: 6 rollouts x 10 epochs x 32 minibatches = 1920 updates -> 96; paper: 990k updates -> capped
-    assert domain.default_hparams("stable_spam", domain.config("quick"))["reset_interval"] == 96
-    paper = domain.default_hparams("stable_spam", domain.config("paper"))
-    assert paper["reset_interval"] == 1000 and paper["total_T"] is None
+    quick, paper = domain.config("quick"), domain.config("paper")
+    # quick: 6 rollouts of 2048 steps x 10 epochs x 2048/64 minibatches; paper: SAC, 1M steps - 10k learning_starts
+    assert domain.run_profile(quick).optimizer_steps == 6 * 10 * 32 == 1920
+    assert domain.run_profile(paper).optimizer_steps == 990_000
+    assert default_hparams(domain, "adam", quick) == {"lr": 3e-4, "eps": 1e-5}
+    assert default_hparams(domain, "adam", paper) == {"lr": 3e-4}
+    stable = default_hparams(domain, "stable_spam", quick)
+    assert (stable["reset_interval"], stable["total_T"], stable["eps"]) == (1920 / 20, 1920, 1e-5)
+    assert default_hparams(domain, "stable_spam", paper)["reset_interval"] == 990_000 / 20
+    # SB3's eps is Adam's: Lion's AdaGN eps and Adafactor's eps pair keep their own
+    assert "eps" not in default_hparams(domain, "lion_stable", quick)
+    assert default_hparams(domain, "adafactor", quick) == {"lr": 3e-4}
 
 
 def test_presets_studies_and_config_errors():
@@ -203,7 +212,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, die_at, tmp_path):
     with pytest.raises(Killed):
         domain = domains.get("mujoco")
         config = domain.config("smoke", overrides)
-        ctx = RunContext(recipe="stable_spam", hparams=domain.default_hparams("stable_spam", config), seed=1,
+        ctx = RunContext(recipe="stable_spam", hparams=default_hparams(domain, "stable_spam", config), seed=1,
                          logger=DyingLogger(die_at), workdir=tmp_path)
         domain.run(config, ctx)
     saved = torch.load(tmp_path / "state.pt", weights_only=True)

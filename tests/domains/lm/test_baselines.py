@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import domains
+from benchmarks.protocol.hparams import default_hparams
 from domains.base import RunContext
 from domains.llama.domain import build_model
 from domains.lm import baselines as lm_baselines
@@ -99,7 +100,7 @@ def test_an_untrained_model_is_worse_than_the_unigram_and_training_beats_it(llam
     data = smoke[1]
     fresh = build_model(config, data.vocab_size, seed=0)
     assert model_ppl_of(fresh, data, config) > values["unigram"]  # a fresh model is ~uniform over the vocabulary
-    metrics = llama.run(config, RunContext(recipe="adam", hparams=llama.default_hparams("adam", config), seed=0,
+    metrics = llama.run(config, RunContext(recipe="adam", hparams=default_hparams(llama, "adam", config), seed=0,
                                            logger=ListLogger()))
     assert metrics["val_ppl"] < values["unigram"]  # 60 smoke steps learn more than token frequencies
 

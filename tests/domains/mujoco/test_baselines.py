@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import domains
+from benchmarks.protocol.hparams import default_hparams
 from domains.base import RunContext
 from domains.mujoco import baselines as rl_baselines
 from domains.mujoco.algos import resolve_settings
@@ -14,7 +15,7 @@ from domains.mujoco.envs import ENV_IDS, eval_seed, mujoco_warnings_as_python_wa
 from tests.support.loggers import ListLogger
 
 # PPO with two rollouts of 128 steps; the step-0 evaluation runs as many episodes as the final one.
-TINY = dict(env="Hopper", steps=256, n_steps=128, batch_size=64, n_epochs=1, eval_every=0, eval_episodes=2,
+TINY = dict(env="Hopper", steps=256, n_steps=128, batch_size=64, n_epochs=5, eval_every=0, eval_episodes=2,
             curve_episodes=2)
 
 
@@ -51,8 +52,8 @@ def test_untrained_policy_is_the_runs_step_zero_evaluation_and_leaves_global_rng
     assert np.array_equal(np.random.get_state()[1], numpy_before)
     assert torch.equal(torch.random.get_rng_state(), torch_before)
     logger = ListLogger()
-    metrics = mujoco.run(config, RunContext(recipe="stable_spam", hparams=mujoco.default_hparams("stable_spam", config),
-                                            seed=3, logger=logger))
+    hparams = default_hparams(mujoco, "stable_spam", config)
+    metrics = mujoco.run(config, RunContext(recipe="stable_spam", hparams=hparams, seed=3, logger=logger))
     step, first = logger.evals[0]
     assert step == 0
     assert values["untrained_policy"] == pytest.approx(first["eval_return"], rel=1e-9)

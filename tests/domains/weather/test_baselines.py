@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import domains
+from benchmarks.protocol.hparams import default_hparams
 from domains.base import RunContext
 from domains.weather import domain as weather_domain
 from domains.weather.data import load
@@ -106,6 +107,6 @@ def test_the_models_scoring_gives_the_persistence_value_and_a_trained_model_beat
     scored = weather_domain.forecast_errors(PersistenceModel(config.horizon), data.windows("test"), torch.device("cpu"))
     assert scored["mse"] == pytest.approx(values["persistence"], rel=1e-5)  # test_mse's own path, float32 sums
     longer = weather.config("smoke", {"steps": 60})
-    metrics = weather.run(longer, RunContext(recipe="adam", hparams=weather.default_hparams("adam", longer), seed=0,
+    metrics = weather.run(longer, RunContext(recipe="adam", hparams=default_hparams(weather, "adam", longer), seed=0,
                                              logger=ListLogger()))
     assert metrics["test_mse"] < values["training_mean"]
