@@ -7,11 +7,11 @@ The per-step bar of a run (a terminal only, one run at a time) is labelled with 
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Any, Mapping, TextIO
 
+from benchmarks.outputs.numbers import plain
 from benchmarks.planning.run_spec import RunSpec
 
 
@@ -34,16 +34,6 @@ def run_label(spec: RunSpec) -> str:
     recipe = spec.recipe + (f"[{spec.variant}]" if spec.variant else "")
     parts = [spec.domain, grid_point_text(spec.overrides), recipe]
     return " ".join(p for p in parts if p) + f" seed {spec.seed}"
-
-
-def plain_number(value: float | None) -> str:
-    """A metric value for people: 4 significant digits, never an exponent for |x| in [1e-4, 1e7)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if value == 0 or 1e-4 <= abs(value) < 1e7:
-        digits = max(0, 3 - int(math.floor(math.log10(abs(value))))) if value else 1
-        return f"{value:.{min(digits, 6)}f}"
-    return f"{value:.3g}"
 
 
 def duration_text(seconds: float) -> str:
@@ -75,7 +65,7 @@ class RunLines:
         spec = self.by_id.get(run_id)
         who = run_label(spec) if spec is not None else run_id
         if status == "finished":
-            what = f"{metric} {plain_number(value)}" if metric else "finished"
+            what = f"{metric} {plain(value)}" if metric else "finished"
         elif status == "diverged":
             what = "diverged" + (f" ({error})" if error else "")
         else:
