@@ -30,7 +30,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 import domains
-
 from benchmarks.analysis.frame import StudyGroup, at_best_lr, file_stem, study_groups
 from benchmarks.analysis.inference import TestResult, compare
 from benchmarks.outputs.figures import colors_for, save
@@ -210,8 +209,8 @@ def degradation_table(group: StudyGroup, axis: StressAxis, hparams_note: str = "
     direction = "higher" if group.runs.iloc[0]["higher_is_better"] else "lower"
     caption = (f"Degradation of {metric} ({direction} is better) from {axis.describe(axis.reference)}: the metric's "
                f"change, positive = worse, mean over seeds with a paired 95% t interval [low, high]; "
-               + (f"'− adam's' = the recipe's degradation minus Adam's on the same seed (negative: degrades less "
-                  f"than Adam); " if has_adam else "")
+               + ("'− adam's' = the recipe's degradation minus Adam's on the same seed (negative: degrades less "
+                  "than Adam); " if has_adam else "")
                + f"bold = degrades least at that level. {group.describe()}.")
     if hparams_note:
         caption += f" {hparams_note}"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from benchmarks.analysis import telemetry
@@ -234,6 +235,9 @@ def plot_performance_profile(frame: pd.DataFrame):
                     f"domain(s), each recipe at its best LR", fontsize=9)
     ax.set_xscale("log")
     ax.set_xlim(1.0, tau_max)
+    plain_ticks = FuncFormatter(lambda value, _: f"{value:g}")  # 2, 3, 5 rather than 2x10^0
+    ax.xaxis.set_major_formatter(plain_ticks)
+    ax.xaxis.set_minor_formatter(plain_ticks)
     ax.set_xlabel("τ (ratio to the best recipe on the problem)")
     ax.set_ylabel("fraction of problems with ratio ≤ τ")
     ax.set_ylim(0, 1.02)

@@ -58,7 +58,8 @@ def load_suite_file(path: str | Path) -> tuple[SuiteRequest, set[str]]:
         raise BadInput(f"{where}: the file must hold a table of keys, not {type(data).__name__}")
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
-        raise BadInput(f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], KEYS)} (known: {', '.join(KEYS)})")
+        raise BadInput(f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], KEYS)} "
+                       f"(known: {', '.join(KEYS)})")
 
     request, given = SuiteRequest(), set()
     if "preset" in data:

@@ -145,7 +145,7 @@ class RayExecutor:
             with Store(out / "runs.sqlite") as store:
                 while refs:
                     ready, _ = ray.wait(list(refs), num_returns=1)
-                    spec = refs.pop(ready[0])
+                    refs.pop(ready[0])
                     record = ray.get(ready[0])
                     finish(record, store, out)
                     yield outcome_of(record)
