@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# `python run_all.py` writes to results/latest/ (git-ignored): a fresh clone stays clean. OMP_NUM_THREADS=1 unless
+# set: on a small shared CPU one torch thread per run is the fast and steady setting (README, Known limitations).
 run: $(STAMP)
-	$(PY) run_all.py $(ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PYTHONUNBUFFERED=1 $(PY) run_all.py $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)

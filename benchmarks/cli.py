@@ -20,6 +20,7 @@ from domains.base import PRESETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_ROOT_ENV = "SSB_RESULTS_ROOT"
+DEFAULT_OUT_NAME = "latest"  # `python run_all.py` writes to RESULTS_ROOT/latest/ (git-ignored)
 
 DESCRIPTION = """\
 Benchmark optimizers for training stability across domains (LLaMA, OLMoE, MuJoCo, weather, quadratic).
@@ -53,9 +54,15 @@ suite files (TOML; YAML by suffix) hold the same options, e.g.
   spike_prob = [0.0, 0.05]     # a list is a grid
 (full format: benchmarks/planning/suite_file.py)
 
---out must be the results folder ({REPO_ROOT / 'results'}) or a folder inside it; set ${RESULTS_ROOT_ENV}
-to use another results root (e.g. scratch storage on a cluster). With --backend ray the driver writes the
-store (cluster nodes need not share a filesystem); with --workers N each worker process writes its own runs.
+--out may be any writable folder (default: {REPO_ROOT / 'results' / DEFAULT_OUT_NAME}, git-ignored); the committed
+reference results live in results/reference/ and change only on purpose. A suite file's `out` key must stay
+inside the results root ({REPO_ROOT / 'results'}, or ${RESULTS_ROOT_ENV}). With --backend ray the driver writes
+the store (cluster nodes need not share a filesystem); with --workers N each worker process writes its own runs.
+
+your own domain, in one file (see README, "Adding a domain"):
+  python run_all.py --domain-module my_domain.py --domains mine --preset smoke
+  the file calls domains.register(MyDomain); without --study a domain runs its `default_study` (class
+  attribute, default "main"), which its studies() must declare at the preset.
 Exit codes: 0 the suite ran (diverged or failed runs included), 2 bad input (one line on stderr, nothing
 written), 1 the suite itself failed.
 """
@@ -91,7 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "(e.g. llama.precision=int4,fp4_e1m2, weather.severity=0,2,5). Repeatable")
     parser.add_argument("--suite", default=None, metavar="FILE",
                         help="suite file (TOML, or YAML by suffix) declaring the same options; flags given here win")
-    parser.add_argument("--out", default=None, metavar="DIR", help="results folder (default: results/ in the repository)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"results folder, any writable path (default: results/{DEFAULT_OUT_NAME}/, git-ignored)")
+    parser.add_argument("--domain-module", dest="domain_modules", action="append", default=[], metavar="FILE|MODULE",
+                        help="load a domain of your own: a .py file or a dotted module that calls "
+                             "domains.register(MyDomain). Repeatable")
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="also stream every run's curves to TensorBoard event files under DIR/<run name>/ "
+                             "(watch with `tensorboard --logdir DIR`)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="local: worker processes (default 1: run in this process); ray: CPUs of the local Ray "
                              "instance started when $RAY_ADDRESS is unset (default: all)")
@@ -108,26 +122,53 @@ def build_report_parser() -> argparse.ArgumentParser:
     """The ``report`` subcommand's parser."""
     parser = _Parser(prog="run_all.py report",
                      description="Rebuild runs.csv, tables/, plots/ and report.md from DIR/runs.sqlite alone.")
-    parser.add_argument("--out", default=None, metavar="DIR", help="results folder holding runs.sqlite (default: results/)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"results folder holding runs.sqlite (default: results/{DEFAULT_OUT_NAME}/)")
+    parser.add_argument("--domain-module", dest="domain_modules", action="append", default=[], metavar="FILE|MODULE",
+                        help="load a domain of your own (its share-matrix declarations reach the plots). Repeatable")
     return parser
 
 
 def results_root() -> Path:
-    """The folder every --out must be inside: ``$SSB_RESULTS_ROOT`` or the repository's ``results/``."""
+    """The folder a suite file's ``out`` must stay inside: ``$SSB_RESULTS_ROOT`` or the repository's ``results/``."""
     return Path(os.environ.get(RESULTS_ROOT_ENV) or REPO_ROOT / "results").resolve()
 
 
-def check_out(text: str | None) -> Path:
-    """``--out`` resolved (None: the results root); BadInput when it is outside the results root (SPEC §6)."""
-    root = results_root()
+def default_out() -> Path:
+    """Where a suite goes without ``--out``: ``RESULTS_ROOT/latest`` (git-ignored)."""
+    return results_root() / DEFAULT_OUT_NAME
+
+
+def check_out(text: str | None, flag: str = "--out") -> Path:
+    """``--out`` resolved (None: :func:`default_out`): any path that is, or can be created as, a writable
+    folder; BadInput otherwise (SPEC §6)."""
     if text is None:
-        return root
+        return default_out()
     out = Path(text).expanduser().resolve()
-    if out != root and root not in out.parents:
-        raise BadInput(f"--out {text}: outside the results folder {root} (set {RESULTS_ROOT_ENV} to use another root)")
     if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {text}: not a folder")
+        raise BadInput(f"{flag} {text}: not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {text}: not writable ({existing} does not let this user create files)")
     return out
+
+
+def suite_file_out(text: str, where: str) -> Path:
+    """A suite file's ``out``: relative to the results root, and inside it (a file someone hands you may not
+    write elsewhere); BadInput otherwise."""
+    root = results_root()
+    out = (root / Path(text).expanduser()).resolve()
+    if out != root and root not in out.parents:
+        raise BadInput(f"{where}: out {text!r} is outside the results root {root} (pass --out to write elsewhere, "
+                       f"or set {RESULTS_ROOT_ENV})")
+    return check_out(str(out), flag=f"{where}: out")
+
+
+def out_for(args: argparse.Namespace, request: SuiteRequest) -> Path:
+    """The suite's results folder: ``--out``, else the suite file's ``out``, else :func:`default_out`."""
+    if args.out is not None or request.out is None:
+        return check_out(args.out)
+    return suite_file_out(request.out, request.origin("out", "suite file"))
 
 
 def request_from_args(args: argparse.Namespace) -> SuiteRequest:
@@ -146,12 +187,15 @@ def request_from_args(args: argparse.Namespace) -> SuiteRequest:
              if value is not None}
     if args.sets:
         given.add("sets")
+    flags.domain_modules = tuple(args.domain_modules)
     if args.suite is None:
         return flags
     from benchmarks.planning.suite_file import load_suite_file
 
     from_file, _ = load_suite_file(args.suite)
-    return from_file.merged_with(flags, given)
+    merged = from_file.merged_with(flags, given)
+    merged.domain_modules = from_file.domain_modules + flags.domain_modules  # the flag adds to the file's
+    return merged
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
@@ -165,24 +209,26 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
 
 def run_suite(args: argparse.Namespace) -> int:
     """Plan, print the notes (and, on a dry run, the runs), run the plan and print its summary."""
-    out = check_out(args.out)
-    plan = plan_suite(request_from_args(args))
+    request = request_from_args(args)
+    out = out_for(args, request)
+    tensorboard = check_out(args.tensorboard, flag="--tensorboard") if args.tensorboard is not None else None
+    plan = plan_suite(request)
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
     result = run_plan(plan, out, backend=args.backend, workers=args.workers, retry_failed=args.retry_failed,
-                      dry_run=args.dry_run, outputs=not args.no_outputs)
+                      dry_run=args.dry_run, outputs=not args.no_outputs, tensorboard=tensorboard)
     if args.dry_run:
-        _print_plan(plan)
+        _print_plan(plan, out)
     else:
         _print_summary(result, outputs=not args.no_outputs)
     return 0
 
 
-def _print_plan(plan: Plan) -> None:
+def _print_plan(plan: Plan, out: Path) -> None:
     for spec in plan.specs:
         print(f"{spec.run_id}  {spec.domain:10s} {spec.recipe:28s} lr={spec.lr} seed={spec.seed} "
               f"{spec.variant} {dict(spec.overrides) or ''} studies={','.join(spec.studies)}")
-    print(f"{len(plan.specs)} runs planned (dry run: nothing written)")
+    print(f"{len(plan.specs)} runs planned (dry run: nothing written; results in {out})")
 
 
 def _print_summary(result: PlanResult, outputs: bool) -> None:
@@ -200,6 +246,10 @@ def run_report(argv: list[str]) -> int:
     """``run_all.py report --out DIR``: rebuild every output from the store alone."""
     args = build_report_parser().parse_args(argv)
     out = check_out(args.out)
+    if args.domain_modules:
+        from benchmarks.planning.domain_modules import load_domain_modules
+
+        load_domain_modules(args.domain_modules)
     if not (out / "runs.sqlite").is_file():
         raise BadInput(f"--out {args.out}: no results store {out / 'runs.sqlite'}")
     from benchmarks.outputs.report import build_outputs

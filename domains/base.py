@@ -75,6 +75,7 @@ class RunContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     workdir: Path | None = None  # per-run scratch folder; checkpoints live here (None: no checkpoints)
     progress: bool = False  # show a progress bar
+    progress_label: str = ""  # the bar's label (the engine: domain, grid point, recipe, seed); "" -> the recipe
 
 
 @dataclass(frozen=True)

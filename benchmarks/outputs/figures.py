@@ -6,6 +6,7 @@ figure state and no backend to select, and ``savefig`` renders PNG through Agg.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -27,10 +28,43 @@ def save(figure: Figure | None, path: Path) -> list[Path]:
     return [path]
 
 
+# One colour per recipe in every plot of every study (adam is always blue, stable_spam always red).
+RECIPE_COLORS = {
+    "adam": "#1f77b4", "stable_spam": "#d62728", "spam": "#ff7f0e", "adam_clip": "#2ca02c", "adafactor": "#9467bd",
+    "adamw": "#17becf", "lion": "#8c564b", "adam_mini": "#e377c2", "stable_spam_ref": "#bcbd22",
+    "lion_stable": "#7f7f7f", "adam_mini_stable": "#aec7e8", "adam+moret": "#98df8a", "adam+moret+adaclip": "#c5b0d5",
+    "adam+moret+adagn": "#c49c94", "adam+moret+adagn+adaclip": "#ff9896", "adam+moret+adagn+spikeclip": "#f7b6d2",
+    "adam+moret+gradclip+adaclip": "#dbdb8d",
+}
+_OTHER = "tab20b"  # recipes outside RECIPE_COLORS (a user's), and a recipe's non-default variants
+
+
+def recipe_of(label: str) -> str:
+    """The recipe name of a label (``stable_spam [gamma1=0.5]`` -> ``stable_spam``)."""
+    return label.split(" [", 1)[0]
+
+
+def recipe_color(recipe: str):
+    """The fixed colour of ``recipe`` (a stable hash of the name into a second palette for unknown recipes)."""
+    if recipe in RECIPE_COLORS:
+        return matplotlib.colors.to_rgba(RECIPE_COLORS[recipe])
+    cmap = matplotlib.colormaps[_OTHER]
+    return cmap(zlib.crc32(recipe.encode()) % cmap.N)
+
+
 def colors_for(labels) -> dict[str, tuple]:
-    """label -> colour, stable for a set of labels (sorted)."""
-    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    return {label: cmap(i % cmap.N) for i, label in enumerate(sorted(labels))}
+    """label -> colour: a recipe's default label always gets the recipe's fixed colour (:data:`RECIPE_COLORS`),
+    whatever else is plotted; its variants (``stable_spam [gamma1=0.5]``) get shades of another palette, in a
+    stable order, so they stay distinct from each other and from the other recipes."""
+    colors = {}
+    variants = sorted(label for label in set(labels) if recipe_of(label) != label)
+    cmap = matplotlib.colormaps[_OTHER]
+    for label in set(labels):
+        if recipe_of(label) == label:
+            colors[label] = recipe_color(label)
+    for i, label in enumerate(variants):
+        colors[label] = cmap(i % cmap.N)
+    return colors
 
 
 def grid_panels(group: StudyGroup, title: str, sharey: bool = False) -> tuple[Figure, dict]:

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import blended_transform_factory
 
 from benchmarks.analysis import telemetry
 from benchmarks.analysis.frame import StudyGroup, at_best_lr, file_stem, study_groups
 from benchmarks.analysis.stats import performance_ratio, summarize
+from benchmarks.outputs.degradation import write_degradation_plots
 from benchmarks.outputs.figures import DIVERGED_STYLE, colors_for, curve_cells, grid_panels, mean_curve, save
 from benchmarks.outputs.share_matrices import declared_share_matrices, plot_share_matrix
 from benchmarks.store import Store
@@ -48,6 +50,7 @@ def write_plots(frame: pd.DataFrame, store: Store, out: Path) -> list[Path]:
         for matrix in matrices[group.domain]:
             figure = plot_share_matrix(group, store, matrix)
             written += save(figure, stem.with_name(stem.name + f"_{file_stem(matrix.name)}.png"))
+    written += write_degradation_plots(frame, out)
     written += save(plot_performance_profile(frame), folder / "performance_profile.png")
     return written
 
@@ -162,8 +165,11 @@ def plot_metric_vs_field(group: StudyGroup, field: str):
     ax = figure.subplots()
     figure.suptitle(f"{metric} vs {field} — study {group.study}\n{group.describe()}", fontsize=9)
     colors = colors_for(set(runs["label"]))
-    for line, cell in runs.groupby("line"):
+    lines = sorted(set(runs["line"]))
+    for index, (line, cell) in enumerate(runs.groupby("line")):
         label = cell.iloc[0]["label"]
+        # Categories (environments, precisions) have no order between them: points, side by side, no line.
+        dodge = 0.0 if numeric else (index - (len(lines) - 1) / 2) * min(0.8 / max(len(lines), 1), 0.15)
         swept = group.lr_swept(label)
         xs, means, stds = [], [], []
         for value in values:
@@ -172,14 +178,15 @@ def plot_metric_vs_field(group: StudyGroup, field: str):
                 at = at_best_lr(at)
             summary = summarize(at.loc[at["status"] == "finished", "metric_value"])
             if summary.n:
-                xs.append(position[value])
+                xs.append(position[value] + dodge)
                 means.append(summary.mean)
                 stds.append(0.0 if math.isnan(summary.std) else summary.std)
         if xs:
             ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, color=colors[label],
-                        label=line + (" (best LR)" if swept else ""))
+                        linestyle="-" if numeric else "none", label=line + (" (best LR)" if swept else ""))
     if not numeric:
         ax.set_xticks(list(position.values()), [str(v) for v in values])
+        ax.set_xlim(-0.5, len(values) - 0.5)
     ax.set_xlabel(field)
     ax.set_ylabel(f"final {metric} (mean ± std)")
     ax.legend(fontsize=7)
@@ -223,15 +230,18 @@ def plot_performance_profile(frame: pd.DataFrame):
         if len(r):
             ax.step(taus, [(r <= t).mean() for t in taus], where="post", color=colors[label],
                     label=f"{label} ({len(r)} problems)")
-    budgets = frame.groupby(["domain", "preset"])["budget"].max()
-    domains = ", ".join(f"{d} ({p}, {budgets.get((d, p), '?')} steps)"
-                        for d, p in sorted(set(zip(ratios["domain"], ratios["preset"]))))
-    figure.suptitle(f"Performance profile over {len(ratios)} problems (domain, config, seed)\n"
-                    f"each recipe at its best LR; domains: {domains}", fontsize=9)
+    domains = sorted(set(ratios["domain"]))
+    figure.suptitle(f"Performance profile: {len(ratios)} problems (domain, config, seed) in {len(domains)} "
+                    f"domain(s), each recipe at its best LR", fontsize=9)
     ax.set_xscale("log")
-    ax.set_xlabel("tau (ratio to the best recipe on the problem)")
-    ax.set_ylabel("fraction of problems with ratio <= tau")
+    ax.set_xlim(1.0, tau_max)
+    plain_ticks = FuncFormatter(lambda value, _: f"{value:g}")  # 2, 3, 5 rather than 2x10^0
+    ax.xaxis.set_major_formatter(plain_ticks)
+    ax.xaxis.set_minor_formatter(plain_ticks)
+    ax.set_xlabel("τ (ratio to the best recipe on the problem)")
+    ax.set_ylabel("fraction of problems with ratio ≤ τ")
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     return figure
 

@@ -23,6 +23,8 @@ import pandas as pd
 from benchmarks.analysis import regime
 from benchmarks.analysis.frame import StudyGroup, file_stem, flat_frame, study_groups
 from benchmarks.analysis.stats import summarize
+from benchmarks.outputs.degradation import write_degradation_tables
+from benchmarks.outputs.numbers import mean_pm
 from benchmarks.store import Store
 
 CHECKPOINTS = 3
@@ -62,8 +64,7 @@ def cell_text(values, statuses) -> str:
     extras = ([f"{diverged} div"] if diverged else []) + ([f"{failed} failed"] if failed else [])
     if summary.n == 0:
         return "— (" + ", ".join(extras or ["no finished run"]) + ")"
-    spread = f" ± {summary.std:.2g}" if not math.isnan(summary.std) else ""
-    return f"{summary.mean:.4g}{spread} (" + ", ".join([f"n={summary.n}"] + extras) + ")"
+    return mean_pm(summary.mean, summary.std) + " (" + ", ".join([f"n={summary.n}"] + extras) + ")"
 
 
 def pivot(group: StudyGroup) -> Pivot:
@@ -77,7 +78,7 @@ def pivot(group: StudyGroup) -> Pivot:
              for (row, column), cell in runs.groupby(["row", "column"], sort=False)}
     metric = group.runs.iloc[0]["metric"]
     return Pivot(title=f"Study {group.study}: {group.domain} ({group.preset})",
-                 caption=f"{metric}, mean ± sample std (n) over finished seeds: {group.describe()}{REGIME_LEGEND}",
+                 caption=_with_hparams(f"{metric}, mean ± sample std (n) over finished seeds: {group.describe()}{REGIME_LEGEND}", group),
                  rows=rows, columns=columns, cells=cells)
 
 
@@ -129,8 +130,57 @@ def checkpoint_pivot(group: StudyGroup, store: Store) -> Pivot | None:
     rows = list(dict.fromkeys(group.row_key(run) for _, run in runs.iterrows()))
     columns = [name(column, step) for column in grid_columns for step in steps]
     return Pivot(title=f"Study {group.study}: {group.domain} ({group.preset}), {metric} at checkpoints",
-                 caption=f"{metric} at evaluation steps {', '.join(map(str, steps))}: {group.describe()}",
+                 caption=_with_hparams(f"{metric} at evaluation steps {', '.join(map(str, steps))}: "
+                                       f"{group.describe()}", group),
                  rows=rows, columns=columns, cells=cells)
+
+
+def differing_hparams(runs: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """label -> {hyper-parameter: value text} for the hyper-parameters whose values differ between the labels
+    of ``runs`` (a key one label lacks counts as differing; ``lr`` only when the labels' LRs differ). A value
+    that varies within a label (a swept LR, a budget-derived ``total_T``) shows every value, ``a/b``."""
+    per_label: dict[str, dict[str, set]] = {}
+    for label, hparams in zip(runs["label"], runs["hparams"]):
+        entry = per_label.setdefault(label, {})
+        for key, value in hparams.items():
+            entry.setdefault(key, set()).add(_hparam_text(value))
+    keys = sorted({key for entry in per_label.values() for key in entry})
+    differing = [key for key in keys
+                 if len({tuple(sorted(entry.get(key, {"—"}))) for entry in per_label.values()}) > 1]
+    return {label: {key: "/".join(sorted(entry[key], key=_numeric_first)) for key in differing if key in entry}
+            for label, entry in sorted(per_label.items())}
+
+
+def hparams_note(group: StudyGroup) -> str:
+    """One caption sentence naming the hyper-parameters that differ between the recipes of ``group``
+    (``Hyper-parameters that differ: spam: reset_interval=25, warmup=8; stable_spam: gamma1=0.7, ...``), or
+    ``""`` when there is one recipe or none differ."""
+    differing = {label: values for label, values in differing_hparams(group.runs).items() if values}
+    if len(set(group.runs["label"])) < 2 or not differing:
+        return ""
+    parts = ["{}: {}".format(label, ", ".join(f"{k}={v}" for k, v in values.items()))
+             for label, values in differing.items()]
+    return "Hyper-parameters that differ between recipes: " + "; ".join(parts) + "."
+
+
+def _with_hparams(caption: str, group: StudyGroup) -> str:
+    note = hparams_note(group)
+    return f"{caption}. {note}" if note else caption
+
+
+def _hparam_text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "/".join(_hparam_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _numeric_first(text: str):
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def _sorted_configs(group: StudyGroup) -> list[dict]:
@@ -171,8 +221,12 @@ _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "
 
 
 def _tex(text: str) -> str:
-    escaped = "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
-    return escaped.replace("±", r"$\pm$").replace("—", "--").replace("–", "--")
+    text = str(text)
+    if text.startswith("**") and text.endswith("**") and len(text) > 4:  # Markdown bold -> \textbf
+        return r"\textbf{" + _tex(text[2:-2]) + "}"
+    escaped = "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+    return (escaped.replace("±", r"$\pm$").replace("—", "--").replace("–", "--").replace("−", "-")
+            .replace("∞", r"$\infty$"))
 
 
 def write_study_tables(frame: pd.DataFrame, out: Path,
@@ -194,5 +248,5 @@ def write_study_tables(frame: pd.DataFrame, out: Path,
             path = folder / f"{file_stem(stem)}{suffix}"
             path.write_text(render(pivots), encoding="utf-8")
             written.append(path)
-    return written
+    return written + write_degradation_tables(frame, out, hparams_note)
 

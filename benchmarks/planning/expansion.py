@@ -32,11 +32,13 @@ from typing import Any, Iterable, Mapping
 import domains
 import optimizers
 from benchmarks.errors import BadInput
+from benchmarks.planning.domain_modules import domain_class_ref, load_domain_modules
 from benchmarks.planning.recipe_check import validate_recipes
 from benchmarks.planning.request import OptimizerItem, SuiteRequest, expand_hparam_grid
 from benchmarks.planning.run_spec import RunSpec, to_jsonable, variant_label
 from benchmarks.protocol import studies_for
 from benchmarks.protocol.hparams import RetiredHook, RunTooShort, default_hparams, reset_never_fires
+from benchmarks.suggest import did_you_mean
 from domains.base import PRESETS, ConfigError, Domain, StudySpec
 
 DEFAULT_BUDGET_FIELD = "steps"  # the config field of a domain that declares no ``budget_field``
@@ -76,8 +78,10 @@ def select_domains(request: SuiteRequest, notes: list[str]) -> dict[str, Domain]
     for name in names:
         try:
             selected[name] = domains.get(name)
-        except ValueError as exc:
-            raise BadInput(f"{where}: {exc}") from None
+        except ValueError:
+            raise BadInput(f"{where}: unknown domain {name!r}{did_you_mean(name, domains.available())} "
+                           f"(available: {', '.join(domains.available())}; a domain of your own loads with "
+                           f"--domain-module FILE)") from None
         except ImportError as exc:
             if explicit:
                 raise BadInput(f"{where}: domain {name!r} cannot be imported: {exc}") from None
@@ -96,9 +100,12 @@ def expand(request: SuiteRequest) -> Plan:
                        f"(choose from {', '.join(PRESETS)})")
     if request.seeds is not None and request.seeds < 1:
         raise BadInput(f"{request.origin('seeds', '--seeds')}: must be at least 1, got {request.seeds}")
+    load_domain_modules(request.domain_modules, request.origin("domain_modules", "--domain-module"))
     specs: dict[str, RunSpec] = {}
     notes: list[str] = []
-    for name, domain in select_domains(request, notes).items():
+    selected = select_domains(request, notes)
+    _check_studies_known(request, selected)
+    for name, domain in selected.items():
         for study in request.studies or (domain.default_study,):
             study_spec = studies_for(domain).get(study, {}).get(request.preset)
             if study_spec is None:
@@ -108,10 +115,23 @@ def expand(request: SuiteRequest) -> Plan:
                 known = specs.get(spec.run_id)
                 specs[spec.run_id] = spec.with_studies(spec.studies + (known.studies if known else ()))
     if not specs:
-        wanted = ", ".join(request.studies) if request.studies else "each domain's default study"
-        raise BadInput(f"{request.origin('studies', '--study')}: nothing to run: no selected domain has {wanted} "
-                       f"at preset {request.preset!r}")
+        if request.studies:
+            wanted = f"study {', '.join(request.studies)}"
+        else:
+            wanted = "its default study (" + ", ".join(f"{n}: {d.default_study}" for n, d in selected.items()) + \
+                     "; a domain's `default_study` names what runs without --study)"
+        raise BadInput(f"{request.origin('studies', '--study')}: nothing to run: no selected domain declares "
+                       f"{wanted} at preset {request.preset!r}")
     return Plan(list(specs.values()), notes)
+
+
+def _check_studies_known(request: SuiteRequest, selected: Mapping[str, Domain]) -> None:
+    """BadInput for a requested study that no selected domain declares at any preset (a typo, not a skip)."""
+    known = sorted({study for domain in selected.values() for study in studies_for(domain)})
+    for study in request.studies or ():
+        if study not in known:
+            raise BadInput(f"{request.origin('studies', '--study')}: unknown study {study!r}"
+                           f"{did_you_mean(study, known)} (the selected domains declare: {', '.join(known) or 'none'})")
 
 
 def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: SuiteRequest,
@@ -123,7 +143,7 @@ def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: Su
         for item in expand_hparam_grid(recipe, study_spec.hparams.get(recipe, {}), f"domain {domain.name} study {study}")
     )
     seeds = request.seeds or study_spec.seeds
-    domain_class = f"{type(domain).__module__}:{type(domain).__qualname__}"
+    domain_class = domain_class_ref(domain)
     budget = request.budgets.get(domain.name)
     for point in itertools.product(*grid.values()):
         raw = dict(zip(grid, point))

@@ -6,6 +6,7 @@ from typing import Iterable, Mapping
 
 from benchmarks.errors import BadInput
 from benchmarks.planning.run_spec import RunSpec, canonical_json
+from benchmarks.suggest import did_you_mean
 
 
 def validate_recipes(specs: Iterable[RunSpec], origins: Mapping[str, str] | None = None) -> None:
@@ -28,5 +29,9 @@ def validate_recipes(specs: Iterable[RunSpec], origins: Mapping[str, str] | None
         except Exception as exc:  # ValueError by contract; any other failure is equally a bad recipe
             where = (origins or {}).get(spec.recipe) or f"optimizer {spec.recipe}"
             message = " ".join(str(exc).split())
+            if spec.recipe not in optimizers.available():
+                known = optimizers.available()
+                message = (f"unknown optimizer recipe {spec.recipe!r}{did_you_mean(spec.recipe, known)}; "
+                           f"available: {', '.join(known)}")
             raise BadInput(f"{where}: {message}") from None
 

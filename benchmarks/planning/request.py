@@ -37,6 +37,8 @@ class SuiteRequest:
     sets: dict[str, dict[str, tuple]] = field(default_factory=dict)  # domain -> field -> values (a grid)
     budgets: dict[str, int] = field(default_factory=dict)  # domain -> run length (absent: the preset's)
     origins: dict[str, str] = field(default_factory=dict)  # field -> where it came from ("--set", "x.toml: set")
+    domain_modules: tuple[str, ...] = ()  # user domain files / modules to load before planning (--domain-module)
+    out: str | None = None  # a suite file's results folder (inside the results root); --out wins
 
     def origin(self, name: str, flag: str) -> str:
         """Where field ``name`` came from, for error messages (``flag`` when from the command line)."""

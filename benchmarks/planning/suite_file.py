@@ -21,6 +21,11 @@ Example (``python run_all.py --suite my_suite.toml``)::
     [budget]                         # run length per domain, in the domain's budget unit (default: the
     quadratic = 200                  # preset's); written into the config field the domain names (``steps``)
 
+    # top-level keys (before any [table]):
+    domain_module = "my_domain.py"   # or a list; a file (relative to this file) or a dotted module that calls
+                                     # domains.register(MyDomain); --domain-module adds to these
+    out = "my_study"                 # results folder, relative to the results root and inside it (--out wins)
+
 Errors name the file and the key, on one line. Command-line flags given with ``--suite`` win over the file.
 """
 
@@ -31,12 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.errors import BadInput
+from benchmarks.suggest import did_you_mean
 from benchmarks.planning.request import (OptimizerItem, SuiteRequest, check_lrs, expand_hparam_grid,
                                          parse_optimizer_item, parse_value)
 
-KEYS = ("preset", "study", "domains", "seeds", "lrs", "optimizers", "optimizer", "set", "budget")
+KEYS = ("preset", "study", "domains", "seeds", "lrs", "optimizers", "optimizer", "set", "budget", "domain_module",
+        "out")
 _FIELD_KEYS = {"preset": "preset", "studies": "study", "domains": "domains", "seeds": "seeds", "lrs": "lrs",
-               "optimizers": "optimizers", "sets": "set", "budgets": "budget"}  # SuiteRequest field -> file key
+               "optimizers": "optimizers", "sets": "set", "budgets": "budget", "domain_modules": "domain_module",
+               "out": "out"}  # SuiteRequest field -> file key
 
 
 def load_suite_file(path: str | Path) -> tuple[SuiteRequest, set[str]]:
@@ -50,7 +58,8 @@ def load_suite_file(path: str | Path) -> tuple[SuiteRequest, set[str]]:
         raise BadInput(f"{where}: the file must hold a table of keys, not {type(data).__name__}")
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
-        raise BadInput(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+        raise BadInput(f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], KEYS)} "
+                       f"(known: {', '.join(KEYS)})")
 
     request, given = SuiteRequest(), set()
     if "preset" in data:
@@ -81,8 +90,23 @@ def load_suite_file(path: str | Path) -> tuple[SuiteRequest, set[str]]:
         table = _expect(data["budget"], dict, where, "budget")
         request.budgets = {domain: _positive(v, where, f"budget.{domain}") for domain, v in table.items()}
         given.add("budgets")
+    if "domain_module" in data:
+        refs = _strings(data["domain_module"], where, "domain_module")
+        request.domain_modules = tuple(_relative_to(path.parent, ref) for ref in refs)
+        given.add("domain_modules")
+    if "out" in data:
+        request.out = _expect(data["out"], str, where, "out")
+        given.add("out")
     request.origins = {name: f"{where}: {key}" for name, key in _FIELD_KEYS.items() if name in given}
     return request, given
+
+
+def _relative_to(folder: Path, ref: str) -> str:
+    """A domain module reference from a suite file: a file path relative to the file's folder; a dotted
+    module name as it is."""
+    if ref.endswith(".py") or "/" in ref or "\\" in ref:
+        return str((folder / Path(ref).expanduser()).resolve())
+    return ref
 
 
 def _parse(path: Path, where: str) -> Any:

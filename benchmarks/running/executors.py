@@ -18,7 +18,7 @@ import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 
@@ -26,22 +26,39 @@ from benchmarks.planning.run_spec import RunSpec
 from benchmarks.running.runner import execute, finish
 from benchmarks.store import Store
 
-Outcome = tuple[str, str, "str | None"]
+
+
+class Outcome(NamedTuple):
+    """What an executor reports as a run ends (the run itself is in the store by then)."""
+
+    run_id: str
+    status: str
+    error: str | None
+    metric: str | None = None
+    metric_value: float | None = None
+    wall_seconds: float | None = None
+
+
+def outcome_of(record) -> Outcome:
+    """The :class:`Outcome` of a stored RunRecord."""
+    return Outcome(record.spec.run_id, record.status, record.error, record.metric, record.metric_value,
+                   record.wall_seconds)
 
 
 class SequentialExecutor:
     """Run specs one after another in this process."""
 
-    def __init__(self, progress: bool = False):
+    def __init__(self, progress: bool = False, tensorboard: Path | None = None):
         self.progress = progress
+        self.tensorboard = tensorboard
 
     def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
         """Run each spec and write it to ``OUT/runs.sqlite`` as soon as it ends."""
         with Store(out / "runs.sqlite") as store:
             for spec in specs:
-                record = execute(spec, out, progress=self.progress)
+                record = execute(spec, out, progress=self.progress, tensorboard=self.tensorboard)
                 finish(record, store, out)
-                yield spec.run_id, record.status, record.error
+                yield outcome_of(record)
 
 
 _worker_slot = 0  # this worker's index among the pool's workers (set by _init_worker)
@@ -61,31 +78,33 @@ def worker_device(slot: int, gpu_count: int) -> torch.device:
     return torch.device("cuda", slot % gpu_count) if gpu_count > 0 else torch.device("cpu")
 
 
-def _run_in_worker(spec: RunSpec, out: str) -> Outcome:
+def _run_in_worker(spec: RunSpec, out: str, tensorboard: str | None = None) -> Outcome:
     """:func:`benchmarks.running.runner.run_and_store` on this worker's device."""
     device = worker_device(_worker_slot, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if device.type == "cuda":
         torch.cuda.set_device(device)  # code that says just "cuda" lands on this worker's GPU too
-    record = execute(spec, Path(out), device=device)
+    record = execute(spec, Path(out), device=device, tensorboard=Path(tensorboard) if tensorboard else None)
     with Store(Path(out) / "runs.sqlite") as store:
         finish(record, store, Path(out))
-    return spec.run_id, record.status, record.error
+    return outcome_of(record)
 
 
 class PoolExecutor:
     """Run specs on ``workers`` spawned processes; each worker stores its own runs."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, tensorboard: Path | None = None):
         self.workers = workers
+        self.tensorboard = tensorboard
 
     def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
         """Submit every spec; yield outcomes in completion order."""
-        threads = max(1, (os.cpu_count() or 1) // self.workers)  # don't oversubscribe the cores
+        threads = threads_per_worker(self.workers)  # don't oversubscribe the cores
         context = multiprocessing.get_context("spawn")
         slots = context.Value("i", 0)
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
                                  initargs=(threads, slots)) as pool:
-            pending = {pool.submit(_run_in_worker, spec, str(out)) for spec in specs}
+            board = str(self.tensorboard) if self.tensorboard else None
+            pending = {pool.submit(_run_in_worker, spec, str(out), board) for spec in specs}
             try:
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -100,8 +119,9 @@ class PoolExecutor:
 class RayExecutor:
     """Run specs as Ray tasks (one per run) on ``RAY_ADDRESS`` or a local instance; the driver stores them."""
 
-    def __init__(self, num_cpus: int | None = None):
+    def __init__(self, num_cpus: int | None = None, tensorboard: Path | None = None):
         self.num_cpus = num_cpus
+        self.tensorboard = tensorboard  # on the node that runs the task
 
     def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
         """Submit every spec as a task; store each returned record as it arrives."""
@@ -121,23 +141,29 @@ class RayExecutor:
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(execute)
-            refs = {task.remote(spec, out): spec for spec in specs}
+            refs = {task.remote(spec, out, tensorboard=self.tensorboard): spec for spec in specs}
             with Store(out / "runs.sqlite") as store:
                 while refs:
                     ready, _ = ray.wait(list(refs), num_returns=1)
-                    spec = refs.pop(ready[0])
+                    refs.pop(ready[0])
                     record = ray.get(ready[0])
                     finish(record, store, out)
-                    yield spec.run_id, record.status, record.error
+                    yield outcome_of(record)
         finally:
             if started_here:
                 ray.shutdown()
 
 
-def make_executor(backend: str, workers: int | None, progress: bool = False):
-    """The executor for ``--backend`` / ``--workers`` (None: the backend's default)."""
+def make_executor(backend: str, workers: int | None, progress: bool = False, tensorboard: Path | None = None):
+    """The executor for ``--backend`` / ``--workers`` (None: the backend's default); ``tensorboard``: a folder
+    every run also streams its curves to."""
     if backend == "ray":
-        return RayExecutor(num_cpus=workers)
+        return RayExecutor(num_cpus=workers, tensorboard=tensorboard)
     if workers and workers > 1:
-        return PoolExecutor(workers)
-    return SequentialExecutor(progress=progress)
+        return PoolExecutor(workers, tensorboard=tensorboard)
+    return SequentialExecutor(progress=progress, tensorboard=tensorboard)
+
+
+def threads_per_worker(workers: int) -> int:
+    """The torch threads each of ``workers`` pool processes gets (the cores shared out, at least one)."""
+    return max(1, (os.cpu_count() or 1) // workers)

@@ -4,6 +4,7 @@ then rebuilds the outputs. The command line (:mod:`benchmarks.cli`) and the test
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections import Counter
@@ -12,7 +13,9 @@ from pathlib import Path
 
 from benchmarks.errors import BadInput
 from benchmarks.planning import Plan, SuiteRequest, plan_suite
-from benchmarks.running.executors import make_executor
+from benchmarks.running.executors import make_executor, threads_per_worker
+from benchmarks.running.machine_load import load_average, oversubscription_warning
+from benchmarks.running.progress import RunLines
 from benchmarks.running.runner import checkpoint_dir
 from benchmarks.store import STATUSES, Store
 
@@ -44,15 +47,16 @@ class PlanResult:
 
 def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "local", workers: int | None = None,
              retry_failed: bool = False, dry_run: bool = False, outputs: bool = True,
-             progress: bool | None = None) -> PlanResult:
+             progress: bool | None = None, tensorboard: str | Path | None = None) -> PlanResult:
     """Run the runs of ``plan`` (a :class:`Plan`, or a request to plan first) that ``OUT/runs.sqlite`` does not
     hold, then rebuild tables, plots and report (unless ``outputs`` is False).
 
     Stored runs are skipped: finished and diverged ones always, failed ones unless ``retry_failed``. ``backend``
     ``local`` runs in this process (``workers`` None or 1) or a process pool (``workers`` N); ``ray`` on
     ``$RAY_ADDRESS`` or a local Ray instance. ``progress``: per-step bars (None: when stderr is a terminal and
-    runs happen in this process). A dry run plans and validates only. BadInput on any invalid input, before the
-    store is touched.
+    runs happen in this process); whatever it is, one line per finished run goes to stderr, flushed
+    (:mod:`benchmarks.running.progress`). ``tensorboard``: a folder every run also streams its curves to. A dry
+    run plans and validates only. BadInput on any invalid input, before the store is touched.
     """
     if backend not in BACKENDS:
         raise BadInput(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
@@ -60,6 +64,9 @@ def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "loca
         raise BadInput(f"--workers must be at least 1, got {workers}")
     plan = plan if isinstance(plan, Plan) else plan_suite(plan)
     out = Path(out)
+    if tensorboard is not None:
+        _check_tensorboard()
+        tensorboard = Path(tensorboard)
     if dry_run:
         return PlanResult(plan, out)
 
@@ -75,9 +82,15 @@ def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "loca
     already = len(plan.specs) - len(todo)
     print(f"{len(plan.specs)} run(s) in the suite: {already} already stored, {len(todo)} to run "
           f"(backend {backend}, workers {workers or 'default'}); results in {out}", file=sys.stderr)
+    if todo and backend == "local":
+        pool = workers or 1
+        warning = oversubscription_warning(load_average(), os.cpu_count(), pool,
+                                           threads_per_worker(pool) if pool > 1 else torch_threads())
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
     if progress is None:
         progress = backend == "local" and (workers or 1) == 1 and sys.stderr.isatty()
-    _drive(make_executor(backend, workers, progress=progress), todo, out)
+    _drive(make_executor(backend, workers, progress=progress, tensorboard=tensorboard), todo, out)
     written = []
     if outputs:
         from benchmarks.outputs.report import build_outputs
@@ -93,7 +106,22 @@ def _drive(executor, todo, out: Path) -> None:
     from tqdm.auto import tqdm
 
     with tqdm(total=len(todo), desc="runs", unit="run", disable=None, dynamic_ncols=True) as bar:
-        for run_id, status, error in executor.run(todo, out):
+        lines = RunLines(todo, stream=sys.stderr, write=bar.write)
+        for outcome in executor.run(todo, out):
             bar.update(1)
-            if status == "failed":
-                bar.write(f"run {run_id} failed: {error}", file=sys.stderr)
+            lines.report(outcome.run_id, outcome.status, outcome.metric, outcome.metric_value, outcome.wall_seconds,
+                         outcome.error)
+
+
+def _check_tensorboard() -> None:
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
+    except ImportError:
+        raise BadInput("--tensorboard needs the tensorboard package (pip install tensorboard==2.21.0)") from None
+
+
+def torch_threads() -> int:
+    """The torch threads a run in this process uses."""
+    import torch
+
+    return torch.get_num_threads()

@@ -8,7 +8,6 @@ KeyboardInterrupt/SystemExit escape, leaving the run's checkpoint folder for the
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import random
 import shutil
@@ -22,10 +21,14 @@ import torch
 
 import domains
 from benchmarks.analysis.regime import baseline_metrics
+from benchmarks.planning.domain_modules import import_domain_class
 from benchmarks.planning.expansion import budget_field
 from benchmarks.planning.run_spec import RunSpec, to_jsonable
 from benchmarks.running.environment import environment
+from benchmarks.running.machine_load import end_conditions, start_conditions
+from benchmarks.running.progress import run_label
 from benchmarks.running.run_logger import BufferedRunLogger
+from benchmarks.running.tensorboard_logger import TensorBoardLogger, run_folder
 from benchmarks.store import RunRecord, Store
 from domains.base import Diverged, Domain, RunContext
 
@@ -56,19 +59,29 @@ def resolve_domain(spec: RunSpec) -> Domain:
     except ValueError:
         if not spec.domain_class:
             raise
-    module_name, _, qualname = spec.domain_class.partition(":")
-    cls = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        cls = getattr(cls, part)
-    domains.register(cls)
+    if spec.domain not in domains.available():  # loading a user's file registers the domain itself
+        cls = import_domain_class(spec.domain_class)
+        if spec.domain not in domains.available():
+            domains.register(cls)
     return domains.get(spec.domain)
 
 
-def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.device | None = None) -> RunRecord:
-    """Train and evaluate ``spec`` once and return its record (never raises for a diverged/failed run)."""
+def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.device | None = None,
+            tensorboard: Path | None = None) -> RunRecord:
+    """Train and evaluate ``spec`` once and return its record (never raises for a diverged/failed run).
+
+    The record's ``info`` holds what the domain logged plus the timing conditions (machine load at start and
+    end, torch threads, cores: :mod:`benchmarks.running.machine_load`). With ``tensorboard`` a folder, every
+    logged record is also streamed to TensorBoard event files under it.
+    """
     domain = resolve_domain(spec)
     device = device or pick_device()
+    conditions = start_conditions()
     logger = BufferedRunLogger()
+    if tensorboard is not None:
+        logger = TensorBoardLogger(logger, run_folder(tensorboard, spec), info={
+            "domain": spec.domain, "recipe": spec.recipe, "hparams": dict(spec.hparams), "seed": spec.seed,
+            "config": dict(spec.overrides), "run_id": spec.run_id})
     record = RunRecord(
         spec=spec, status="failed", metric=domain.metric, higher_is_better=domain.higher_is_better,
         budget_unit=domain.budget_unit, environment=environment(device),
@@ -83,7 +96,8 @@ def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.d
         record.config = to_jsonable(config)
         record.budget = getattr(config, budget_field(domain), None)  # None: a domain without a run length
         ctx = RunContext(recipe=spec.recipe, hparams=dict(spec.hparams), seed=spec.seed, logger=logger,
-                         device=device, workdir=checkpoint_dir(out, spec.run_id), progress=progress)
+                         device=device, workdir=checkpoint_dir(out, spec.run_id), progress=progress,
+                         progress_label=run_label(spec))
         metrics = domain.run(config, ctx)
         if domain.metric not in metrics:
             raise KeyError(f"domain {domain.name!r} returned no {domain.metric!r} (got {', '.join(metrics)})")
@@ -102,8 +116,10 @@ def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.d
     if config is not None and record.status != "failed":
         _store_baselines(domain, config, spec.seed, record, logger)
     record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    record.info = to_jsonable(logger.info)
+    record.info = to_jsonable({**logger.info, **conditions, **end_conditions()})
     record.curves = logger.curves()
+    if tensorboard is not None:
+        logger.close()
     return record
 
 

@@ -72,9 +72,9 @@ class LlamaDomain(Domain):
         # the paper's 20k steps) is one whole step (benchmarks.protocol.hparams.minimum_steps)
         "smoke": {"size": "nano", "vocab_size": 1024, "seq_len": 64, "batch_size": 8, "steps": 140,
                   "eval_tokens": 4096},
-        # ~20-30 s per run on 2 CPU cores: run_all.py's default
-        "quick": {"size": "micro", "vocab_size": 2048, "seq_len": 64, "batch_size": 16, "steps": 250,
-                  "eval_tokens": 32768},
+        # ~15 s of CPU per run (one thread): run_all.py's default (3 seeds of 6 cells in its 15 minutes)
+        "quick": {"size": "micro", "vocab_size": 2048, "seq_len": 64, "batch_size": 16, "steps": 140,
+                  "eval_tokens": 16384},
         # ~30-60 s per run on 2 CPU cores: the committed studies
         "cpu": {"size": "micro", "vocab_size": 4096, "seq_len": 128, "batch_size": 16, "steps": 200,
                 "eval_every": 100, "eval_tokens": 65536},

@@ -91,8 +91,8 @@ class MoeDomain(Domain):
     presets = {
         "smoke": {"size": "nano", "vocab_size": 1024, "seq_len": 64, "batch_size": 8, "steps": 30, "eval_every": 10,
                   "eval_tokens": 4096},
-        "quick": {"size": "micro", "vocab_size": 2048, "seq_len": 64, "batch_size": 16, "steps": 240,
-                  "eval_every": 80, "eval_tokens": 32768},
+        "quick": {"size": "micro", "vocab_size": 2048, "seq_len": 64, "batch_size": 16, "steps": 120,
+                  "eval_every": 40, "eval_tokens": 16384},
         "cpu": {"size": "mini", "vocab_size": 4096, "seq_len": 128, "batch_size": 16, "steps": 180,
                 "eval_every": 60, "eval_tokens": 65536},
         # OLMoE-1B-7B as in the paper, on the llama paper preset's data (C4, T5 tokenizer, 512 x 256 tokens).

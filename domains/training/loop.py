@@ -110,7 +110,7 @@ def train(model: nn.Module, batch_at: Callable[[int], Any], loss_fn: LossFn, eva
     cadence = Cadence(loop.checkpoint_every, loop.steps, last=start)
     stopwatch = _Stopwatch(state.elapsed)
 
-    with _progress_bar(ctx.progress and is_main, loop.steps, start, ctx.recipe) as progress:
+    with _progress_bar(ctx.progress and is_main, loop.steps, start, ctx.progress_label or ctx.recipe) as progress:
         for step in range(start, loop.steps):
             lr = schedule.apply(step)
             wants_stats = step % loop.log_every == 0

@@ -77,7 +77,7 @@ PRESETS = {
     # CPU presets forecast 24 h, not LTSF's 96: 96 hours ahead, the NYC hourly weather is barely predictable
     # (a trained model's test MSE 0.96 vs 1.04 for the training-mean forecast), leaving no room to rank
     # optimizers; 24 h ahead the clean model reaches 0.69.
-    "quick": dict(steps=150),
+    "quick": dict(steps=140),
     "cpu": dict(eval_every=100),
     # PatchTST's LTSF weather setting: lr 1e-4, batch 128, 100 epochs (here ~4,500 steps on the default data;
     # for the Jena file, 100 epochs at batch 128 are ~28,500 steps: set weather.steps). No early stopping.

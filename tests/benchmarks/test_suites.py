@@ -90,7 +90,7 @@ def test_bad_set_values_are_bad_input(sets, message):
 def test_bad_requests_are_bad_input():
     with pytest.raises(BadInput, match="unknown domain 'nope'"):
         expand(SuiteRequest(preset="smoke", domains=("nope",)))
-    with pytest.raises(BadInput, match="nothing to run"):
+    with pytest.raises(BadInput, match="unknown study 'no_such_study'"):
         plan(studies=("no_such_study",))
     with pytest.raises(BadInput, match="expected key=value"):
         parse_optimizers("adam:lr")
@@ -166,14 +166,42 @@ def test_unknown_optimizer_or_bad_hparam_exits_2_with_one_line(tmp_path, monkeyp
     assert not out.exists()
 
 
-def test_out_must_be_inside_the_results_root(tmp_path, monkeypatch, capsys):
+def test_out_may_be_any_writable_folder_but_a_suite_files_out_stays_in_the_results_root(tmp_path, monkeypatch,
+                                                                                          capsys):
     monkeypatch.setenv("SSB_RESULTS_ROOT", str(tmp_path / "results"))
-    assert cli.main(["--preset", "smoke", "--domains", "quadratic", "--out", str(tmp_path / "elsewhere")]) == 2
-    assert "outside the results folder" in capsys.readouterr().err
-    assert cli.main(["--preset", "smoke", "--domains", "quadratic", "--out", str(tmp_path / "results" / "a"),
-                     "--dry-run"]) == 0
+    elsewhere = tmp_path / "elsewhere" / "deep"
+    assert cli.main(["--preset", "smoke", "--domains", "quadratic", "--out", str(elsewhere), "--dry-run"]) == 0
+    assert cli.main(["--preset", "smoke", "--domains", "quadratic", "--dry-run"]) == 0  # default: results/latest
+    assert "results in " + str(tmp_path / "results" / "latest") in capsys.readouterr().out
+    (tmp_path / "a_file").write_text("")
+    assert cli.main(["--preset", "smoke", "--domains", "quadratic", "--out", str(tmp_path / "a_file")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    suite = tmp_path / "s.toml"
+    suite.write_text('preset = "smoke"\ndomains = ["quadratic"]\nout = "../escaped"\n')
+    assert cli.main(["--suite", str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "outside the results root" in err and str(suite) in err
+    assert not (tmp_path / "escaped").exists()
+    suite.write_text('preset = "smoke"\ndomains = ["quadratic"]\nout = "mine"\n')
+    assert cli.main(["--suite", str(suite), "--dry-run"]) == 0
+    assert "results in " + str(tmp_path / "results" / "mine") in capsys.readouterr().out
+    assert cli.main(["--suite", str(suite), "--dry-run", "--out", str(elsewhere)]) == 0  # the flag wins
+    assert "results in " + str(elsewhere) in capsys.readouterr().out
     assert cli.main(["--preset", "nope"]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("error: run_all.py: argument --preset")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--domains", "quadratik"], "unknown domain 'quadratik' (did you mean 'quadratic'?)"),
+    (["--domains", "quadratic", "--optimizers", "stabel_spam"],
+     "unknown optimizer recipe 'stabel_spam' (did you mean 'stable_spam'"),
+    (["--domains", "quadratic", "--study", "lr_swep"], "unknown study 'lr_swep' (did you mean 'lr_sweep'?)"),
+])
+def test_misspelled_names_get_a_suggestion_on_one_line(tmp_path, capsys, argv, message):
+    assert cli.main(["--preset", "smoke", "--out", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_study_recipe_item_carries_its_own_hyper_parameters():
