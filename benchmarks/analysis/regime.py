@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 import domains
+from benchmarks.analysis.frame import at_best_lr
 
 MARGIN = 0.10
 PREFIX = "baseline/"
@@ -129,6 +130,19 @@ def cell_regime(rows: pd.DataFrame, margin: float = MARGIN) -> tuple[bool | None
         return True, f"in regime: {mean:.4g} {relation} {need:.4g} ({name} {baseline:.4g}, margin {margin:.0%})"
     return False, (f"out of regime: {mean:.4g} vs {name} {baseline:.4g} "
                    f"(needs {relation} {need:.4g}, margin {margin:.0%})")
+
+
+def condition_regime(runs: pd.DataFrame, margin: float = MARGIN) -> str:
+    """A short verdict for one condition (every recipe and seed of one domain, preset and config point): each
+    recipe is judged at its best LR (best mean over finished seeds) with :func:`cell_regime`."""
+    states = [cell_regime(at_best_lr(recipe_runs), margin)[0]
+              for _, recipe_runs in runs.groupby("label" if "label" in runs else "recipe")]
+    if all(state is True for state in states):
+        return "in regime"
+    if all(state is None for state in states):
+        return "regime unknown"
+    inside = sum(state is True for state in states)
+    return "out of regime" if inside == 0 else f"{inside} of {len(states)} recipes in regime"
 
 
 def regime_of(*cells: pd.DataFrame) -> bool | None:
