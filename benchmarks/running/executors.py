@@ -4,12 +4,19 @@
 * :class:`PoolExecutor` (``--workers N``) uses N spawned processes; **each worker writes its own run** to the
   store (SQLite WAL + busy timeout make concurrent writers safe on one machine). Workers are spawned, never
   forked (a forked child of a process that initialised CUDA cannot use CUDA, and forking after torch started
-  its thread pools is unsafe); worker k runs on GPU k modulo the visible GPUs, else on the CPU.
+  its thread pools is unsafe); worker k runs on GPU k modulo the visible GPUs, else on the CPU. A worker dies
+  with the process that started it (:mod:`benchmarks.running.worker_exit`), so a killed suite leaves no
+  worker training and storing on.
 * :class:`RayExecutor` (``--backend ray``) submits one Ray task per run. It connects to ``RAY_ADDRESS`` when
   set, else starts a local instance. **The driver writes the store**: a task returns its RunRecord and the
   driver stores it, because cluster nodes need not share a filesystem and SQLite's WAL must not be used over
   a network filesystem. The cost: runs that ended but were not yet written when the driver is killed are
   run again. Checkpoints of a run live on the node that runs it (``OUT/checkpoints/<run_id>``).
+
+Every executor runs a run only under its lock (:func:`benchmarks.running.runner.run_claimed`; the Ray driver
+holds the locks of the tasks it submitted) and only when the store does not hold it with a status in ``skip``
+by then; runs whose lock another process holds are put off to the end and waited for. So two suites on one
+``--out`` run and store each run once.
 """
 
 from __future__ import annotations
@@ -23,10 +30,9 @@ from typing import Iterator, Sequence
 import torch
 
 from benchmarks.planning.run_spec import RunSpec
-from benchmarks.running.runner import execute, finish
-from benchmarks.store import Store
-
-Outcome = tuple[str, str, "str | None"]
+from benchmarks.running.runner import DONE, Outcome, execute, finish, run_claimed
+from benchmarks.running.worker_exit import die_with_parent
+from benchmarks.store import RunLock, Store
 
 
 class SequentialExecutor:
@@ -35,21 +41,29 @@ class SequentialExecutor:
     def __init__(self, progress: bool = False):
         self.progress = progress
 
-    def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
-        """Run each spec and write it to ``OUT/runs.sqlite`` as soon as it ends."""
+    def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
+        """Run each spec and write it to ``OUT/runs.sqlite`` as soon as it ends; runs another process holds
+        are waited for after the others."""
         with Store(out / "runs.sqlite") as store:
+            put_off = []
             for spec in specs:
-                record = execute(spec, out, progress=self.progress)
-                finish(record, store, out)
-                yield spec.run_id, record.status, record.error
+                outcome = run_claimed(spec, out, store, skip=skip, wait=False, progress=self.progress)
+                if outcome is None:
+                    put_off.append(spec)
+                else:
+                    yield outcome
+            for spec in put_off:
+                yield run_claimed(spec, out, store, skip=skip, wait=True, progress=self.progress)
 
 
 _worker_slot = 0  # this worker's index among the pool's workers (set by _init_worker)
 
 
-def _init_worker(threads: int, slots) -> None:
-    """Pool initializer: take the next worker index from the shared counter ``slots``; set torch's threads."""
+def _init_worker(threads: int, slots, parent_pid: int) -> None:
+    """Pool initializer: die with the parent; take the next worker index from the shared counter ``slots``;
+    set torch's threads."""
     global _worker_slot
+    die_with_parent(parent_pid)
     with slots.get_lock():
         _worker_slot = slots.value
         slots.value += 1
@@ -61,15 +75,13 @@ def worker_device(slot: int, gpu_count: int) -> torch.device:
     return torch.device("cuda", slot % gpu_count) if gpu_count > 0 else torch.device("cpu")
 
 
-def _run_in_worker(spec: RunSpec, out: str) -> Outcome:
-    """:func:`benchmarks.running.runner.run_and_store` on this worker's device."""
+def _run_in_worker(spec: RunSpec, out: str, skip: frozenset, wait_for_lock: bool) -> Outcome | None:
+    """:func:`benchmarks.running.runner.run_claimed` on this worker's device."""
     device = worker_device(_worker_slot, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if device.type == "cuda":
         torch.cuda.set_device(device)  # code that says just "cuda" lands on this worker's GPU too
-    record = execute(spec, Path(out), device=device)
     with Store(Path(out) / "runs.sqlite") as store:
-        finish(record, store, Path(out))
-    return spec.run_id, record.status, record.error
+        return run_claimed(spec, Path(out), store, skip=skip, wait=wait_for_lock, device=device)
 
 
 class PoolExecutor:
@@ -78,19 +90,28 @@ class PoolExecutor:
     def __init__(self, workers: int):
         self.workers = workers
 
-    def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
-        """Submit every spec; yield outcomes in completion order."""
+    def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
+        """Submit every spec; yield outcomes in completion order (runs another process holds: after the rest)."""
         threads = max(1, (os.cpu_count() or 1) // self.workers)  # don't oversubscribe the cores
         context = multiprocessing.get_context("spawn")
         slots = context.Value("i", 0)
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(threads, slots)) as pool:
-            pending = {pool.submit(_run_in_worker, spec, str(out)) for spec in specs}
+                                 initargs=(threads, slots, os.getpid())) as pool:
+            pending = {pool.submit(_run_in_worker, spec, str(out), skip, False): spec for spec in specs}
+            put_off: list[RunSpec] = []
             try:
                 while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        yield future.result()
+                        spec = pending.pop(future)
+                        outcome = future.result()
+                        if outcome is not None:
+                            yield outcome
+                        else:
+                            put_off.append(spec)
+                    if not pending and put_off:  # every other run is done: wait for those another process holds
+                        pending = {pool.submit(_run_in_worker, spec, str(out), skip, True): spec for spec in put_off}
+                        put_off = []
             except BaseException:
                 for future in pending:
                     future.cancel()
@@ -103,8 +124,9 @@ class RayExecutor:
     def __init__(self, num_cpus: int | None = None):
         self.num_cpus = num_cpus
 
-    def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
-        """Submit every spec as a task; store each returned record as it arrives."""
+    def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
+        """Submit every spec as a task (holding its lock until it is stored); store each returned record as it
+        arrives."""
         import ray
 
         repo_root = str(Path(__file__).resolve().parents[2])
@@ -118,18 +140,42 @@ class RayExecutor:
                 path = os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)
                 ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False,
                          runtime_env={"env_vars": {"PYTHONPATH": path}})
+        locks: dict[str, RunLock] = {}
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(execute)
-            refs = {task.remote(spec, out): spec for spec in specs}
             with Store(out / "runs.sqlite") as store:
-                while refs:
+                refs, put_off = {}, []
+
+                def submit(spec: RunSpec, wait_for_lock: bool) -> Outcome | None:
+                    lock = RunLock(out, spec.run_id)
+                    if not lock.acquire(wait=wait_for_lock):
+                        put_off.append(spec)
+                        return None
+                    if store.status(spec.run_id) in skip:
+                        lock.release()
+                        return spec.run_id, "stored", None
+                    locks[spec.run_id] = lock
+                    refs[task.remote(spec, out)] = spec
+                    return None
+
+                for spec in specs:
+                    if (outcome := submit(spec, False)) is not None:
+                        yield outcome
+                while refs or put_off:
+                    if not refs:
+                        if (outcome := submit(put_off.pop(0), True)) is not None:
+                            yield outcome
+                        continue
                     ready, _ = ray.wait(list(refs), num_returns=1)
                     spec = refs.pop(ready[0])
                     record = ray.get(ready[0])
                     finish(record, store, out)
+                    locks.pop(spec.run_id).release()
                     yield spec.run_id, record.status, record.error
         finally:
+            for lock in locks.values():
+                lock.release()
             if started_here:
                 ray.shutdown()
 
