@@ -28,5 +28,6 @@ def validate_recipes(specs: Iterable[RunSpec], origins: Mapping[str, str] | None
         except Exception as exc:  # ValueError by contract; any other failure is equally a bad recipe
             where = (origins or {}).get(spec.recipe) or f"optimizer {spec.recipe}"
             message = " ".join(str(exc).split())
+            message = message if len(message) <= 300 else message[:297] + "..."
             raise BadInput(f"{where}: {message}") from None
 
