@@ -115,3 +115,4 @@ def _drive(executor, todo, out: Path, skip: frozenset) -> int:
             meanwhile += status == "stored"
             if status == "failed":
                 bar.write(f"run {run_id} failed: {error}", file=sys.stderr)
+    return meanwhile

@@ -13,9 +13,10 @@ What is saved, through SB3's public API where it has one:
 ``state.pt`` is written last, atomically, and names the model and replay files of its step; older files are
 deleted after it. The names read back must be exactly those of its step (``model_<step>.zip``,
 ``replay_<step>.npz``), so a planted ``state.pt`` cannot point at a file elsewhere on disk. A checkpoint that
-cannot be read back is set aside (:func:`domains.checkpoints.set_aside`) and the run starts afresh. Loading uses ``BaseAlgorithm.load`` with every attribute SB3 stored as a pickle (spaces,
-schedules, the policy's keyword arguments with the recipe's class, the last observation, ...) supplied from
-the freshly built model instead (``custom_objects``), so no pickle from the checkpoint is ever loaded there.
+cannot be read back is set aside (:func:`domains.checkpoints.set_aside`) and the run starts afresh. Loading
+uses ``BaseAlgorithm.load`` with every attribute SB3 stored as a pickle (spaces, schedules, the policy's keyword
+arguments with the recipe's class, the last observation, ...) supplied from the freshly built model instead
+(``custom_objects``), so no pickle from the checkpoint is ever loaded there.
 
 A resumed run goes on from step N with the RNGs reseeded from (seed, N) and the training environments reset:
 it is reproducible from the checkpoint, but not identical to a run that was never interrupted (SB3 keeps no
