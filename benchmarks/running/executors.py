@@ -59,11 +59,12 @@ class SequentialExecutor:
 _worker_slot = 0  # this worker's index among the pool's workers (set by _init_worker)
 
 
-def _init_worker(threads: int, slots, parent_pid: int) -> None:
-    """Pool initializer: die with the parent; take the next worker index from the shared counter ``slots``;
-    set torch's threads."""
+def _init_worker(threads: int, slots, parent_pid: int | None = None) -> None:
+    """Pool initializer: die with the parent (``parent_pid``; None: not armed); take the next worker index from
+    the shared counter ``slots``; set torch's threads."""
     global _worker_slot
-    die_with_parent(parent_pid)
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     with slots.get_lock():
         _worker_slot = slots.value
         slots.value += 1
