@@ -2,7 +2,9 @@
 :func:`benchmarks.outputs.report.build_outputs`) called, a summary out.
 
 Exit codes: 0 when the suite ran (diverged and failed runs included; failures are listed in the summary),
-2 on bad input (one line on stderr, nothing written), 1 when the suite itself failed, 130 on Ctrl-C.
+2 on bad input (one line on stderr, nothing written) -- a results store at ``--out`` that is corrupt, empty,
+read-only or not a file included (:class:`~benchmarks.errors.StoreUnusable`: the line names the file and a way
+out) --, 1 when the suite itself failed, 130 on Ctrl-C.
 """
 
 from __future__ import annotations

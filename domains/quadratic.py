@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from domains.base import Domain, RunContext, RunProfile, StudySpec
-from domains.fields import at_least, check, rule, within
+from domains.fields import at_least, check, rule, schedule_rules, within
 from domains.training import TrainLoop, train
 
 
@@ -56,7 +56,7 @@ class QuadraticConfig:
     spike_prob: float = 0.02  # probability that a step's gradient noise is a spike
     spike_scale: float = 100.0  # how much larger the noise is on a spike step
     steps: int = 500  # optimizer steps
-    warmup: float = 0.05  # LR warm-up: a fraction of the steps (< 1) or a step count
+    warmup: float = 0.05  # LR warm-up: a fraction of the steps (< 1) or a whole step count (<= steps)
     eval_every: int = 0  # evaluate f(x) every this many steps (0: only at the end)
     checkpoint_every: int = 0  # checkpoint every this many steps (0: never)
 
@@ -94,7 +94,8 @@ class QuadraticDomain(Domain):
         """Reject values that make no problem (the message names the field)."""
         check(self.name,
               at_least(1, config, "dim", "condition_number", "steps"),
-              at_least(0, config, "noise_scale", "spike_scale", "warmup", "eval_every", "checkpoint_every"),
+              at_least(0, config, "noise_scale", "spike_scale"),
+              schedule_rules(config),
               rule("noise_df", config.noise_df > 0, "must be > 0", config.noise_df),
               within(0, 1, config, "spike_prob"))
 

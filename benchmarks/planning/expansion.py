@@ -16,6 +16,9 @@ replace it:
 A study may run a recipe at only some grid points (``StudySpec.only``, e.g. Adam-mini at 16-bit only); recipes
 given with ``optimizers`` run at every point.
 
+A suite may expand to at most :data:`MAX_RUNS` runs: the bound (grid points x recipes x LRs x seeds per
+study) is checked before any spec is built, so ``--seeds 100000000`` is refused at once, not after minutes.
+
 A domain without the study (or without the preset in it) is skipped with a note. Every spec's
 hyper-parameters are the engine's policy for the recipe and the domain's run (:mod:`benchmarks.protocol.hparams`,
 from ``domain.run_profile(config)`` of the config with the budget applied, so ``total_T`` and reset intervals
@@ -26,12 +29,13 @@ preset is too short"); a reset interval longer than the run gets a one-line warn
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 import domains
 import optimizers
-from benchmarks.errors import BadInput
+from benchmarks.errors import BadInput, short_repr
 from benchmarks.planning.domain_modules import domain_class_ref, load_domain_modules
 from benchmarks.planning.recipe_check import validate_recipes
 from benchmarks.planning.request import OptimizerItem, SuiteRequest, expand_hparam_grid
@@ -41,6 +45,7 @@ from benchmarks.protocol.hparams import RetiredHook, RunTooShort, default_hparam
 from benchmarks.suggest import did_you_mean
 from domains.base import PRESETS, ConfigError, Domain, StudySpec
 
+MAX_RUNS = 10_000  # the largest built-in study (paper preset, every domain) has about 200 runs
 DEFAULT_BUDGET_FIELD = "steps"  # the config field of a domain that declares no ``budget_field``
 
 
@@ -101,8 +106,13 @@ def expand(request: SuiteRequest) -> Plan:
     if request.seeds is not None and request.seeds < 1:
         raise BadInput(f"{request.origin('seeds', '--seeds')}: must be at least 1, got {request.seeds}")
     load_domain_modules(request.domain_modules, request.origin("domain_modules", "--domain-module"))
+    if request.seeds is not None and request.seeds > MAX_RUNS:
+        raise BadInput(f"{request.origin('seeds', '--seeds')}: {request.seeds} seeds make more runs than a suite may "
+                       f"hold ({MAX_RUNS}); split the work into smaller suites")
+    _check_budgets(request)
     specs: dict[str, RunSpec] = {}
     notes: list[str] = []
+    bound = 0
     selected = select_domains(request, notes)
     _check_studies_known(request, selected)
     for name, domain in selected.items():
@@ -111,6 +121,10 @@ def expand(request: SuiteRequest) -> Plan:
             if study_spec is None:
                 notes.append(f"{name}: no study {study!r} at preset {request.preset!r}, skipped")
                 continue
+            bound += _size_bound(domain, study, study_spec, request)
+            if bound > MAX_RUNS:
+                raise BadInput(f"the suite expands to up to {bound} runs (at {name} study {study}), more than a suite "
+                               f"may hold ({MAX_RUNS}); use fewer seeds, LRs or grid values, or split it")
             for spec in _expand_study(domain, study, study_spec, request, notes):
                 known = specs.get(spec.run_id)
                 specs[spec.run_id] = spec.with_studies(spec.studies + (known.studies if known else ()))
@@ -134,14 +148,41 @@ def _check_studies_known(request: SuiteRequest, selected: Mapping[str, Domain]) 
                            f"{did_you_mean(study, known)} (the selected domains declare: {', '.join(known) or 'none'})")
 
 
-def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: SuiteRequest,
-                  notes: list[str]) -> Iterable[RunSpec]:
+def _check_budgets(request: SuiteRequest) -> None:
+    """BadInput for a budget of an unknown domain or one that is not a whole number >= 1."""
+    where = request.origin("budgets", "budget")
+    known = domains.available()
+    for name, budget in request.budgets.items():
+        if name not in known:
+            raise BadInput(f"{where}.{short_repr(name)}: unknown domain (known: {', '.join(known)})")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise BadInput(f"{where}.{name}: must be a whole number >= 1, got {short_repr(budget)}")
+
+
+def _grid(domain: Domain, study_spec: StudySpec, request: SuiteRequest) -> dict[str, tuple]:
     grid = {key: tuple(values) for key, values in study_spec.grid.items()}
     grid.update(request.sets.get(domain.name, {}))
-    items = request.optimizers or tuple(
+    return grid
+
+
+def _items(domain: Domain, study: str, study_spec: StudySpec, request: SuiteRequest) -> tuple[OptimizerItem, ...]:
+    return request.optimizers or tuple(
         item for recipe in study_spec.recipes
         for item in expand_hparam_grid(recipe, study_spec.hparams.get(recipe, {}), f"domain {domain.name} study {study}")
     )
+
+
+def _size_bound(domain: Domain, study: str, study_spec: StudySpec, request: SuiteRequest) -> int:
+    """An upper bound of the study's run count (``only`` and de-duplication can only lower it)."""
+    points = math.prod(len(values) for values in _grid(domain, study_spec, request).values())
+    lrs = max(len(request.lrs or ()), len(study_spec.lrs or ()), 1)
+    return points * len(_items(domain, study, study_spec, request)) * lrs * (request.seeds or study_spec.seeds)
+
+
+def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: SuiteRequest,
+                  notes: list[str]) -> Iterable[RunSpec]:
+    grid = _grid(domain, study_spec, request)
+    items = _items(domain, study, study_spec, request)
     seeds = request.seeds or study_spec.seeds
     domain_class = domain_class_ref(domain)
     budget = request.budgets.get(domain.name)

@@ -33,5 +33,6 @@ def validate_recipes(specs: Iterable[RunSpec], origins: Mapping[str, str] | None
                 known = optimizers.available()
                 message = (f"unknown optimizer recipe {spec.recipe!r}{did_you_mean(spec.recipe, known)}; "
                            f"available: {', '.join(known)}")
+            message = message if len(message) <= 300 else message[:297] + "..."
             raise BadInput(f"{where}: {message}") from None
 

@@ -12,7 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from benchmarks.errors import BadInput
+from benchmarks.errors import BadInput, short_repr
+
+
+MAX_GRID = 10_000  # points of one recipe's hyper-parameter grid
 
 
 @dataclass(frozen=True)
@@ -80,12 +83,13 @@ def parse_optimizer_item(text: str, origin: str) -> OptimizerItem:
     """``NAME`` or ``NAME:key=value:key=value`` -> OptimizerItem; BadInput naming the problem."""
     name, *pairs = [part.strip() for part in text.strip().split(":")]
     if not name:
-        raise BadInput(f"{origin}: empty optimizer name in {text!r}")
+        raise BadInput(f"{origin}: empty optimizer name in {short_repr(text)}")
     hparams = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise BadInput(f"{origin}: {text!r}: expected key=value after the optimizer name, got {pair!r}")
+            raise BadInput(f"{origin}: {short_repr(text)}: expected key=value after the optimizer name, "
+                           f"got {short_repr(pair)}")
         hparams[key.strip()] = parse_value(value)
     return OptimizerItem(name, hparams, f"{origin} {text}")
 
@@ -103,14 +107,14 @@ def parse_lrs(text: str, origin: str = "--lrs") -> tuple[float, ...]:
     try:
         lrs = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise BadInput(f"{origin}: expected comma-separated numbers, got {text!r}") from None
+        raise BadInput(f"{origin}: expected comma-separated numbers, got {short_repr(text)}") from None
     return check_lrs(lrs, origin)
 
 
 def check_lrs(lrs: tuple[float, ...], origin: str) -> tuple[float, ...]:
     """``lrs`` if it is a non-empty tuple of positive finite numbers; BadInput otherwise."""
     if not lrs or any(not math.isfinite(lr) or lr <= 0 for lr in lrs):
-        raise BadInput(f"{origin}: learning rates must be positive finite numbers, got {list(lrs)}")
+        raise BadInput(f"{origin}: learning rates must be positive finite numbers, got {short_repr(list(lrs))}")
     return lrs
 
 
@@ -120,7 +124,7 @@ def parse_set(text: str) -> tuple[str, str, tuple[str, ...]]:
     domain, dot, name = key.strip().partition(".")
     parts = tuple(v.strip() for v in values.split(","))
     if not sep or not dot or not domain or not name or not all(parts):
-        raise BadInput(f"--set {text!r}: expected DOMAIN.FIELD=VALUE[,VALUE...]")
+        raise BadInput(f"--set {short_repr(text)}: expected DOMAIN.FIELD=VALUE[,VALUE...]")
     return domain, name, parts
 
 
@@ -142,6 +146,9 @@ def expand_hparam_grid(recipe: str, hparams: Mapping[str, Any], origin: str) -> 
     """
     base = parse_optimizer_item(recipe, origin)
     grid_keys = [key for key, value in hparams.items() if isinstance(value, list)]
+    size = math.prod(len(hparams[key]) for key in grid_keys)
+    if size > MAX_GRID:
+        raise BadInput(f"{origin} {recipe}: the hyper-parameter grid has {size} points, more than {MAX_GRID}")
     fixed = {key: value for key, value in hparams.items() if key not in grid_keys}
     items = []
     for combo in itertools.product(*(hparams[key] for key in grid_keys)):

@@ -26,7 +26,12 @@ Example (``python run_all.py --suite my_suite.toml``)::
                                      # domains.register(MyDomain); --domain-module adds to these
     out = "my_study"                 # results folder, relative to the results root and inside it (--out wins)
 
-Errors name the file and the key, on one line. Command-line flags given with ``--suite`` win over the file.
+Errors name the file and the key, on one line, showing values shortened (``[1, 2, 3, 4, ...]``). Command-line
+flags given with ``--suite`` win over the file.
+
+Limits (bad input beyond them, exit code 2): the file is UTF-8 text of at most :data:`MAX_FILE_BYTES`; its
+values nest at most :data:`MAX_DEPTH` deep and hold at most :data:`MAX_VALUES` values in all, counted with
+YAML aliases expanded (a few hundred bytes of nested aliases can stand for billions of values).
 """
 
 from __future__ import annotations
@@ -35,11 +40,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from benchmarks.errors import BadInput
+from benchmarks.errors import BadInput, short_repr
 from benchmarks.suggest import did_you_mean
 from benchmarks.planning.request import (OptimizerItem, SuiteRequest, check_lrs, expand_hparam_grid,
                                          parse_optimizer_item, parse_value)
 
+MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 16  # a suite file needs 4 (set.domain.field = [values]); tables of tables nest a little more
+MAX_VALUES = 100_000
 KEYS = ("preset", "study", "domains", "seeds", "lrs", "optimizers", "optimizer", "set", "budget", "domain_module",
         "out")
 _FIELD_KEYS = {"preset": "preset", "studies": "study", "domains": "domains", "seeds": "seeds", "lrs": "lrs",
@@ -56,10 +64,12 @@ def load_suite_file(path: str | Path) -> tuple[SuiteRequest, set[str]]:
     data = _parse(path, where)
     if not isinstance(data, dict):
         raise BadInput(f"{where}: the file must hold a table of keys, not {type(data).__name__}")
-    unknown = sorted(set(data) - set(KEYS))
+    unknown = sorted((key for key in data if key not in KEYS), key=str)
     if unknown:
-        raise BadInput(f"{where}: unknown key {unknown[0]!r}{did_you_mean(unknown[0], KEYS)} "
+        raise BadInput(f"{where}: unknown key {short_repr(unknown[0])}{did_you_mean(unknown[0], KEYS)} "
                        f"(known: {', '.join(KEYS)})")
+    for key, value in data.items():
+        _check_size(value, where, key)
 
     request, given = SuiteRequest(), set()
     if "preset" in data:
@@ -110,18 +120,56 @@ def _relative_to(folder: Path, ref: str) -> str:
 
 
 def _parse(path: Path, where: str) -> Any:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            return yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise BadInput(f"{where}: malformed YAML: {' '.join(str(exc).split())}") from None
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{where}: malformed TOML: {exc}") from None
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise BadInput(f"{where}: the file is {size} bytes; a suite file may have at most {MAX_FILE_BYTES}")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{where}: cannot read the suite file ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the "
+                       f"file as UTF-8") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return _parse_yaml(text, where)
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise BadInput(f"{where}: malformed TOML: {exc}") from None
+    except RecursionError:
+        raise BadInput(f"{where}: values nested too deeply (a suite file nests at most {MAX_DEPTH} levels)") from None
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        message = " ".join(str(exc).split())
+        raise BadInput(f"{where}: malformed YAML: {message[:300]}") from None
+
+
+def _check_size(value: Any, where: str, key: str) -> None:
+    """BadInput when ``value`` nests deeper than MAX_DEPTH or holds more than MAX_VALUES values (YAML aliases
+    counted as often as they are used); walks at most MAX_VALUES nodes, without recursion."""
+    count, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise BadInput(f"{where}: key {short_repr(key)} holds more than {MAX_VALUES} values (YAML aliases "
+                           f"expanded); a suite this size is not one to declare in a file")
+        if depth > MAX_DEPTH:
+            raise BadInput(f"{where}: key {short_repr(key)} nests more than {MAX_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+            count += len(node)  # the keys
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
 
 
 def _expect(value: Any, kind, where: str, key: str) -> Any:
@@ -133,13 +181,13 @@ def _expect(value: Any, kind, where: str, key: str) -> Any:
     if not ok:
         names = " or ".join({int: "an integer", float: "a number", str: "a string", dict: "a table",
                              list: "a list"}[k] for k in kinds)
-        raise BadInput(f"{where}: key {key!r} must be {names}, got {value!r}")
+        raise BadInput(f"{where}: key {key!r} must be {names}, got {short_repr(value)}")
     return value
 
 
 def _positive(value: Any, where: str, key: str) -> int:
     if _expect(value, int, where, key) < 1:
-        raise BadInput(f"{where}: key {key!r} must be at least 1, got {value!r}")
+        raise BadInput(f"{where}: key {key!r} must be at least 1, got {short_repr(value)}")
     return value
 
 
@@ -152,10 +200,14 @@ def _optimizer_items(data: dict, where: str) -> tuple[OptimizerItem, ...] | None
     if "optimizers" not in data and "optimizer" not in data:
         return None
     items: list[OptimizerItem] = []
-    entries = list(data.get("optimizers", [])) if isinstance(data.get("optimizers", []), list) else None
-    if entries is None:
-        raise BadInput(f"{where}: key 'optimizers' must be a list")
-    entries += list(data.get("optimizer", []))
+    entries = []
+    for key in ("optimizers", "optimizer"):
+        value = data.get(key, [])
+        if isinstance(value, (str, dict)):
+            value = [value]
+        if not isinstance(value, list):
+            raise BadInput(f"{where}: key {key!r} must be a list of optimizer names or tables, got {short_repr(value)}")
+        entries += value
     for index, entry in enumerate(entries):
         origin = f"{where}: optimizer {index + 1}"
         if isinstance(entry, str):
@@ -168,7 +220,7 @@ def _optimizer_items(data: dict, where: str) -> tuple[OptimizerItem, ...] | None
             hparams = {key: _hparam_value(value) for key, value in entry.items()}
             items.extend(expand_hparam_grid(name, hparams, origin))
         else:
-            raise BadInput(f"{origin}: expected a string or a table, got {entry!r}")
+            raise BadInput(f"{origin}: expected a string or a table, got {short_repr(entry)}")
     if not items:
         raise BadInput(f"{where}: 'optimizers' is empty")
     return tuple(items)
@@ -190,7 +242,8 @@ def _sets(table: Any, where: str) -> dict[str, dict[str, tuple]]:
         for name, value in fields.items():
             values = value if isinstance(value, list) else [value]
             if not values or any(isinstance(v, (dict, list)) for v in values):
-                raise BadInput(f"{where}: set.{domain}.{name} must be a value or a list of values, got {value!r}")
+                raise BadInput(f"{where}: set.{domain}.{name} must be a value or a list of values, "
+                               f"got {short_repr(value)}")
             # Text goes through the domain's own field parser, which checks the type and names the field.
             sets.setdefault(domain, {})[name] = tuple(_field_text(v) for v in values)
     return sets

@@ -1,15 +1,22 @@
-"""Executors: how a list of run specs gets run. Each yields ``(run_id, status, error)`` as runs end.
+"""Executors: how a list of run specs gets run. Each yields an :class:`~benchmarks.running.runner.Outcome` as runs end.
 
 * :class:`SequentialExecutor` (default) runs in this process and writes each run as it ends.
 * :class:`PoolExecutor` (``--workers N``) uses N spawned processes; **each worker writes its own run** to the
   store (SQLite WAL + busy timeout make concurrent writers safe on one machine). Workers are spawned, never
   forked (a forked child of a process that initialised CUDA cannot use CUDA, and forking after torch started
-  its thread pools is unsafe); worker k runs on GPU k modulo the visible GPUs, else on the CPU.
+  its thread pools is unsafe); worker k runs on GPU k modulo the visible GPUs, else on the CPU. A worker dies
+  with the process that started it (:mod:`benchmarks.running.worker_exit`), so a killed suite leaves no
+  worker training and storing on.
 * :class:`RayExecutor` (``--backend ray``) submits one Ray task per run. It connects to ``RAY_ADDRESS`` when
   set, else starts a local instance. **The driver writes the store**: a task returns its RunRecord and the
   driver stores it, because cluster nodes need not share a filesystem and SQLite's WAL must not be used over
   a network filesystem. The cost: runs that ended but were not yet written when the driver is killed are
   run again. Checkpoints of a run live on the node that runs it (``OUT/checkpoints/<run_id>``).
+
+Every executor runs a run only under its lock (:func:`benchmarks.running.runner.run_claimed`; the Ray driver
+holds the locks of the tasks it submitted) and only when the store does not hold it with a status in ``skip``
+by then; runs whose lock another process holds are put off to the end and waited for. So two suites on one
+``--out`` run and store each run once.
 """
 
 from __future__ import annotations
@@ -18,31 +25,14 @@ import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
 from benchmarks.planning.run_spec import RunSpec
-from benchmarks.running.runner import execute, finish
-from benchmarks.store import Store
-
-
-
-class Outcome(NamedTuple):
-    """What an executor reports as a run ends (the run itself is in the store by then)."""
-
-    run_id: str
-    status: str
-    error: str | None
-    metric: str | None = None
-    metric_value: float | None = None
-    wall_seconds: float | None = None
-
-
-def outcome_of(record) -> Outcome:
-    """The :class:`Outcome` of a stored RunRecord."""
-    return Outcome(record.spec.run_id, record.status, record.error, record.metric, record.metric_value,
-                   record.wall_seconds)
+from benchmarks.running.runner import DONE, Outcome, execute, finish, outcome_of, run_claimed
+from benchmarks.running.worker_exit import die_with_parent
+from benchmarks.store import RunLock, Store
 
 
 class SequentialExecutor:
@@ -52,21 +42,32 @@ class SequentialExecutor:
         self.progress = progress
         self.tensorboard = tensorboard
 
-    def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
-        """Run each spec and write it to ``OUT/runs.sqlite`` as soon as it ends."""
+    def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
+        """Run each spec and write it to ``OUT/runs.sqlite`` as soon as it ends; runs another process holds
+        are waited for after the others."""
         with Store(out / "runs.sqlite") as store:
+            put_off = []
             for spec in specs:
-                record = execute(spec, out, progress=self.progress, tensorboard=self.tensorboard)
-                finish(record, store, out)
-                yield outcome_of(record)
+                outcome = run_claimed(spec, out, store, skip=skip, wait=False, progress=self.progress,
+                                      tensorboard=self.tensorboard)
+                if outcome is None:
+                    put_off.append(spec)
+                else:
+                    yield outcome
+            for spec in put_off:
+                yield run_claimed(spec, out, store, skip=skip, wait=True, progress=self.progress,
+                                      tensorboard=self.tensorboard)
 
 
 _worker_slot = 0  # this worker's index among the pool's workers (set by _init_worker)
 
 
-def _init_worker(threads: int, slots) -> None:
-    """Pool initializer: take the next worker index from the shared counter ``slots``; set torch's threads."""
+def _init_worker(threads: int, slots, parent_pid: int | None = None) -> None:
+    """Pool initializer: die with the parent (``parent_pid``; None: not armed); take the next worker index from
+    the shared counter ``slots``; set torch's threads."""
     global _worker_slot
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     with slots.get_lock():
         _worker_slot = slots.value
         slots.value += 1
@@ -78,15 +79,15 @@ def worker_device(slot: int, gpu_count: int) -> torch.device:
     return torch.device("cuda", slot % gpu_count) if gpu_count > 0 else torch.device("cpu")
 
 
-def _run_in_worker(spec: RunSpec, out: str, tensorboard: str | None = None) -> Outcome:
-    """:func:`benchmarks.running.runner.run_and_store` on this worker's device."""
+def _run_in_worker(spec: RunSpec, out: str, skip: frozenset, wait_for_lock: bool,
+                   tensorboard: str | None = None) -> Outcome | None:
+    """:func:`benchmarks.running.runner.run_claimed` on this worker's device."""
     device = worker_device(_worker_slot, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if device.type == "cuda":
         torch.cuda.set_device(device)  # code that says just "cuda" lands on this worker's GPU too
-    record = execute(spec, Path(out), device=device, tensorboard=Path(tensorboard) if tensorboard else None)
     with Store(Path(out) / "runs.sqlite") as store:
-        finish(record, store, Path(out))
-    return outcome_of(record)
+        return run_claimed(spec, Path(out), store, skip=skip, wait=wait_for_lock, device=device,
+                           tensorboard=Path(tensorboard) if tensorboard else None)
 
 
 class PoolExecutor:
@@ -96,20 +97,29 @@ class PoolExecutor:
         self.workers = workers
         self.tensorboard = tensorboard
 
-    def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
-        """Submit every spec; yield outcomes in completion order."""
+    def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
+        """Submit every spec; yield outcomes in completion order (runs another process holds: after the rest)."""
         threads = threads_per_worker(self.workers)  # don't oversubscribe the cores
         context = multiprocessing.get_context("spawn")
         slots = context.Value("i", 0)
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(threads, slots)) as pool:
+                                 initargs=(threads, slots, os.getpid())) as pool:
             board = str(self.tensorboard) if self.tensorboard else None
-            pending = {pool.submit(_run_in_worker, spec, str(out), board) for spec in specs}
+            pending = {pool.submit(_run_in_worker, spec, str(out), skip, False, board): spec for spec in specs}
+            put_off: list[RunSpec] = []
             try:
                 while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        yield future.result()
+                        spec = pending.pop(future)
+                        outcome = future.result()
+                        if outcome is not None:
+                            yield outcome
+                        else:
+                            put_off.append(spec)
+                    if not pending and put_off:  # every other run is done: wait for those another process holds
+                        pending = {pool.submit(_run_in_worker, spec, str(out), skip, True, board): spec for spec in put_off}
+                        put_off = []
             except BaseException:
                 for future in pending:
                     future.cancel()
@@ -123,8 +133,9 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.tensorboard = tensorboard  # on the node that runs the task
 
-    def run(self, specs: Sequence[RunSpec], out: Path) -> Iterator[Outcome]:
-        """Submit every spec as a task; store each returned record as it arrives."""
+    def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
+        """Submit every spec as a task (holding its lock until it is stored); store each returned record as it
+        arrives."""
         import ray
 
         repo_root = str(Path(__file__).resolve().parents[2])
@@ -138,18 +149,42 @@ class RayExecutor:
                 path = os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p)
                 ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False,
                          runtime_env={"env_vars": {"PYTHONPATH": path}})
+        locks: dict[str, RunLock] = {}
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(execute)
-            refs = {task.remote(spec, out, tensorboard=self.tensorboard): spec for spec in specs}
             with Store(out / "runs.sqlite") as store:
-                while refs:
+                refs, put_off = {}, []
+
+                def submit(spec: RunSpec, wait_for_lock: bool) -> Outcome | None:
+                    lock = RunLock(out, spec.run_id)
+                    if not lock.acquire(wait=wait_for_lock):
+                        put_off.append(spec)
+                        return None
+                    if store.status(spec.run_id) in skip:
+                        lock.release()
+                        return Outcome(spec.run_id, "stored", None)
+                    locks[spec.run_id] = lock
+                    refs[task.remote(spec, out, tensorboard=self.tensorboard)] = spec
+                    return None
+
+                for spec in specs:
+                    if (outcome := submit(spec, False)) is not None:
+                        yield outcome
+                while refs or put_off:
+                    if not refs:
+                        if (outcome := submit(put_off.pop(0), True)) is not None:
+                            yield outcome
+                        continue
                     ready, _ = ray.wait(list(refs), num_returns=1)
-                    refs.pop(ready[0])
+                    spec = refs.pop(ready[0])
                     record = ray.get(ready[0])
                     finish(record, store, out)
+                    locks.pop(spec.run_id).release()
                     yield outcome_of(record)
         finally:
+            for lock in locks.values():
+                lock.release()
             if started_here:
                 ray.shutdown()
 

@@ -17,7 +17,7 @@ from benchmarks.running.executors import make_executor, threads_per_worker
 from benchmarks.running.machine_load import load_average, oversubscription_warning
 from benchmarks.running.progress import RunLines
 from benchmarks.running.runner import checkpoint_dir
-from benchmarks.store import STATUSES, Store
+from benchmarks.store import STATUSES, RunLock, Store
 
 BACKENDS = ("local", "ray")
 
@@ -70,15 +70,18 @@ def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "loca
     if dry_run:
         return PlanResult(plan, out)
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot create the results folder ({exc.strerror or exc})") from None
     with Store(out / "runs.sqlite") as store:
         stored = store.statuses()
-        skip = {"finished", "diverged"} | (set() if retry_failed else {"failed"})
+        skip = frozenset({"finished", "diverged"} | (set() if retry_failed else {"failed"}))
         todo = [spec for spec in plan.specs if stored.get(spec.run_id) not in skip]
         store.add_studies((study, spec.run_id) for spec in plan.specs if spec.run_id in stored for study in spec.studies)
     for spec in plan.specs:  # a kill between storing a run and removing its checkpoint leaves the folder behind
         if stored.get(spec.run_id) in skip:
-            shutil.rmtree(checkpoint_dir(out, spec.run_id), ignore_errors=True)
+            _remove_leftover_checkpoint(out, spec.run_id)
     already = len(plan.specs) - len(todo)
     print(f"{len(plan.specs)} run(s) in the suite: {already} already stored, {len(todo)} to run "
           f"(backend {backend}, workers {workers or 'default'}); results in {out}", file=sys.stderr)
@@ -90,7 +93,9 @@ def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "loca
             print(warning, file=sys.stderr, flush=True)
     if progress is None:
         progress = backend == "local" and (workers or 1) == 1 and sys.stderr.isatty()
-    _drive(make_executor(backend, workers, progress=progress, tensorboard=tensorboard), todo, out)
+    meanwhile = _drive(make_executor(backend, workers, progress=progress, tensorboard=tensorboard), todo, out, skip)
+    if meanwhile:
+        print(f"{meanwhile} run(s) were stored meanwhile by another process using {out}", file=sys.stderr)
     written = []
     if outputs:
         from benchmarks.outputs.report import build_outputs
@@ -102,15 +107,29 @@ def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "loca
     return PlanResult(plan, out, already, rows, written)
 
 
-def _drive(executor, todo, out: Path) -> None:
+def _remove_leftover_checkpoint(out: Path, run_id: str) -> None:
+    """Delete the checkpoint folder of a stored run, unless another process holds the run (``--retry-failed``
+    there may be running it again)."""
+    if not checkpoint_dir(out, run_id).exists():
+        return
+    with RunLock(out, run_id) as lock:
+        if lock.acquire(wait=False):
+            shutil.rmtree(checkpoint_dir(out, run_id), ignore_errors=True)
+
+
+def _drive(executor, todo, out: Path, skip: frozenset) -> int:
+    """Run ``todo`` with ``executor``; returns how many of them another process stored meanwhile."""
     from tqdm.auto import tqdm
 
+    meanwhile = 0
     with tqdm(total=len(todo), desc="runs", unit="run", disable=None, dynamic_ncols=True) as bar:
         lines = RunLines(todo, stream=sys.stderr, write=bar.write)
-        for outcome in executor.run(todo, out):
+        for outcome in executor.run(todo, out, skip):
             bar.update(1)
+            meanwhile += outcome.status == "stored"
             lines.report(outcome.run_id, outcome.status, outcome.metric, outcome.metric_value, outcome.wall_seconds,
                          outcome.error)
+    return meanwhile
 
 
 def _check_tensorboard() -> None:

@@ -3,6 +3,10 @@
 Divergence is data, not a crash: :class:`domains.base.Diverged` becomes ``status = diverged`` with the step;
 any other exception becomes ``status = failed`` with a one-line error and the traceback. Only
 KeyboardInterrupt/SystemExit escape, leaving the run's checkpoint folder for the next attempt.
+
+Several processes may share one results folder (two suites on one ``--out``): :func:`run_claimed` runs a run
+only under its :class:`~benchmarks.store.RunLock` and only when the store does not hold it yet, so a run is
+run, checkpointed and stored by one process at a time.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,7 +34,7 @@ from benchmarks.running.machine_load import end_conditions, start_conditions
 from benchmarks.running.progress import run_label
 from benchmarks.running.run_logger import BufferedRunLogger
 from benchmarks.running.tensorboard_logger import TensorBoardLogger, run_folder
-from benchmarks.store import RunRecord, Store
+from benchmarks.store import RunLock, RunRecord, Store
 from domains.base import Diverged, Domain, RunContext
 
 
@@ -135,18 +140,52 @@ def _store_baselines(domain: Domain, config, seed: int, record: RunRecord, logge
 
 def finish(record: RunRecord, store: Store, out: Path) -> None:
     """Write ``record`` to the store, then drop the run's checkpoint folder (not before: a kill in between
-    leaves the checkpoint, and the re-run finds the run already stored)."""
+    leaves the checkpoint, and the re-run finds the run already stored). The caller holds the run's lock, so
+    no other process is using that folder."""
     store.write_run(record)
     shutil.rmtree(checkpoint_dir(out, record.spec.run_id), ignore_errors=True)
 
 
-def run_and_store(spec: RunSpec, out: str | os.PathLike, progress: bool = False) -> tuple[str, str, str | None]:
-    """Execute one run and write it to ``OUT/runs.sqlite``; returns (run_id, status, error)."""
-    out = Path(out)
-    record = execute(spec, out, progress=progress)
-    with Store(out / "runs.sqlite") as store:
+DONE = frozenset({"finished", "diverged", "failed"})  # stored statuses a suite skips (without --retry-failed)
+class Outcome(NamedTuple):
+    """What an executor reports as a run ends (the run itself is in the store by then); status ``"stored"``:
+    another process stored it meanwhile."""
+
+    run_id: str
+    status: str
+    error: str | None
+    metric: str | None = None
+    metric_value: float | None = None
+    wall_seconds: float | None = None
+
+
+def outcome_of(record: RunRecord) -> Outcome:
+    """The :class:`Outcome` of a stored RunRecord."""
+    return Outcome(record.spec.run_id, record.status, record.error, record.metric, record.metric_value,
+                   record.wall_seconds)
+
+
+def run_claimed(spec: RunSpec, out: Path, store: Store, *, skip: frozenset = DONE, wait: bool,
+                progress: bool = False, device: torch.device | None = None,
+                tensorboard: Path | None = None) -> Outcome | None:
+    """Run ``spec`` and store it, holding its lock; None (nothing done) when another process holds the lock and
+    ``wait`` is False. A run that the store holds with a status in ``skip`` once the lock is taken is not run
+    again: its outcome is ``(run_id, "stored", None)``."""
+    with RunLock(out, spec.run_id) as lock:
+        if not lock.acquire(wait=wait):
+            return None
+        if store.status(spec.run_id) in skip:
+            return Outcome(spec.run_id, "stored", None)
+        record = execute(spec, out, progress=progress, device=device, tensorboard=tensorboard)
         finish(record, store, out)
-    return spec.run_id, record.status, record.error
+        return outcome_of(record)
+
+
+def run_and_store(spec: RunSpec, out: str | os.PathLike, progress: bool = False) -> tuple[str, str, str | None]:
+    """Execute one run (waiting for its lock) and write it to ``OUT/runs.sqlite``; returns (run_id, status, error)."""
+    out = Path(out)
+    with Store(out / "runs.sqlite") as store:
+        return run_claimed(spec, out, store, skip=frozenset(), wait=True, progress=progress)
 
 
 def _one_line(text: str, limit: int = 500) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from domains.fields import Rule, at_least, one_of, rule, within
+from domains.fields import Rule, at_least, one_of, rule, schedule_rules, within
 from domains.lm.textdata import BPE, DATASETS
 from domains.training import TrainLoop
 
@@ -25,7 +25,7 @@ class LMConfig:
     batch_size: int = 16  # global batch in sequences (split across data-parallel ranks)
     micro_batch_size: int = 0  # gradient accumulation chunk per rank (0: the whole local batch)
     steps: int = 300
-    warmup: float = 0.1  # linear warm-up: fraction of steps (< 1) or a step count
+    warmup: float = 0.1  # linear warm-up: fraction of steps (< 1) or a whole step count (<= steps)
     min_lr_ratio: float = 0.1  # cosine decay to this fraction of the peak LR
     eval_every: int = 0  # 0: evaluate at the end only
     eval_tokens: int = 65536  # held-out validation budget in tokens
@@ -45,9 +45,11 @@ def lm_rules(config: LMConfig, sizes, precisions) -> list[Rule]:
     return [
         *one_of(sizes, config, "size"), *one_of(precisions, config, "precision"),
         *one_of(DATASETS, config, "dataset"),
-        *at_least(1, config, "vocab_size", "batch_size", "steps", "eval_tokens", "eval_batch_size"),
+        *at_least(1, config, "batch_size", "steps", "eval_tokens", "eval_batch_size"),
+        *at_least(300, config, "vocab_size"),  # the BPE's byte alphabet and merges (domains.lm.textdata)
         *at_least(2, config, "seq_len"),  # next-token prediction needs two tokens
-        *at_least(0, config, "micro_batch_size", "warmup", "eval_every", "checkpoint_every"),
+        *at_least(0, config, "micro_batch_size"),
+        *schedule_rules(config),
         *within(0, 1, config, "min_lr_ratio"),
         *rule("tokenizer", not (config.dataset == "c4" and config.tokenizer == BPE),
               "must be a hub tokenizer for dataset c4 (tokenizer=t5-base, as in the paper)", config.tokenizer),

@@ -49,7 +49,7 @@ import torch
 import optimizers
 from domains.base import Diverged, Domain, RunContext, RunProfile
 from domains.checkpoints import Cadence
-from domains.fields import at_least, check
+from domains.fields import at_least, check, rule, rule_if_set
 from domains.mujoco.algos import LOSS_KEYS, build_model, gradient_updates, network_optimizers, resolve_settings
 from domains.mujoco.baselines import random_policy_returns, untrained_policy_returns
 from domains.mujoco.callbacks import EvaluationSchedule, Telemetry
@@ -129,11 +129,23 @@ class MujocoDomain(Domain):
     default_study = "rl"
 
     def validate(self, config: MujocoConfig) -> None:
-        """Reject non-positive counts and negative cadences (the message names the field)."""
+        """Reject what SB3 or the evaluation cannot honour: non-positive counts, negative cadences and
+        coefficients, discounts and rates outside their ranges (the message names the field)."""
         check(self.name,
               at_least(1, config, "steps", "eval_episodes", "curve_episodes", "log_every", "n_envs", "batch_size",
                        "n_steps", "n_epochs", "buffer_size", "train_freq"),
-              at_least(0, config, "eval_every", "learning_starts", "torch_threads", "checkpoint_every"))
+              at_least(0, config, "eval_every", "learning_starts", "torch_threads", "checkpoint_every", "ent_coef",
+                       "vf_coef", "action_noise_std"),
+              rule_if_set(config, "gamma", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+              rule_if_set(config, "tau", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+              rule_if_set(config, "gae_lambda", lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+              rule_if_set(config, "clip_range", lambda v: v > 0, "must be > 0"),
+              rule_if_set(config, "max_grad_norm", lambda v: v > 0, "must be > 0"),
+              rule_if_set(config, "gradient_steps", lambda v: v >= 1 or v == -1,
+                          "must be >= 1, or -1 (as many as environment steps collected)"),
+              # SB3's PPO normalises advantages over a minibatch, which needs two samples
+              rule("batch_size", config.algo != "PPO" or config.batch_size is None or config.batch_size > 1,
+                   "must be > 1 for PPO", config.batch_size))
 
     def run_profile(self, config: MujocoConfig) -> RunProfile:
         """The run in the primary network's gradient updates (the budget is environment steps: PPO's epochs x

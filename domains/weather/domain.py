@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 
 from domains.base import ConfigError, Domain, RunContext, RunProfile
-from domains.fields import at_least, check, one_of, rule, within
+from domains.fields import at_least, check, one_of, rule, schedule_rules, within
 from domains.training import TrainLoop, train
 from domains.training.rng import step_generator
 from domains.weather.anomalies import inject_anomalies
@@ -60,7 +60,7 @@ class WeatherConfig:
     dropout: float = 0.0
     batch_size: int = 32
     steps: int = 300
-    warmup: float = 0.1  # fraction of steps (< 1) or a step count; then cosine decay to 10% of the peak
+    warmup: float = 0.1  # fraction of steps (< 1) or a whole step count (<= steps); then cosine decay to 10%
     eval_every: int = 0  # validation every k steps (0: only at the end)
     checkpoint_every: int = 0  # checkpoint every k steps so a killed run resumes (0: none)
     peak_lr: float = 1e-3  # peak LR of Adam-like recipes (the engine's policy derives the others')
@@ -107,7 +107,8 @@ class WeatherDomain(Domain):
               rule("heads", config.d_model % config.heads == 0, "must divide d_model", config.heads),
               rule("dropout", 0.0 <= config.dropout < 1.0, "must be in [0, 1)", config.dropout),
               within(0, 1, config, "anomaly_fraction"),
-              at_least(0, config, "severity", "warmup", "eval_every", "checkpoint_every"),
+              at_least(0, config, "severity"),
+              schedule_rules(config),
               rule("peak_lr", config.peak_lr > 0.0, "must be > 0", config.peak_lr),
               one_of(ANOMALY_MAX, config, "anomaly_max"))
 

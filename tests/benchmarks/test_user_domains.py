@@ -17,7 +17,7 @@ DOMAIN_FILE = textwrap.dedent('''
     import torch
 
     import domains
-    from domains.base import Domain, StudySpec
+    from domains.base import Domain, RunProfile, StudySpec
     from domains.fields import at_least, check
     from domains.training import TrainLoop, train
 
@@ -41,8 +41,8 @@ DOMAIN_FILE = textwrap.dedent('''
         def validate(self, config):
             check(self.name, at_least(1, config, "dim", "steps"))
 
-        def default_hparams(self, recipe, config):
-            return {"lr": 0.05}
+        def run_profile(self, config):
+            return RunProfile(optimizer_steps=config.steps, base_lr=0.05)
 
         def studies(self):
             spec = StudySpec(recipes=("adam", "stable_spam"), grid={"noise": (0.0, 1.0)}, seeds=2)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+
+import numpy as np
+import pytest
 import torch
 
 import domains
@@ -47,6 +51,44 @@ def test_a_sac_checkpoint_restores_networks_optimizers_temperature_counters_and_
     assert (restored.num_timesteps, restored._n_updates, restored._episode_num) == \
         (trained.num_timesteps, trained._n_updates, trained._episode_num) == (48, 32, trained._episode_num)
     assert restored.replay_buffer.size() == trained.replay_buffer.size() == 48
+    for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+        assert np.array_equal(getattr(restored.replay_buffer, name), getattr(trained.replay_buffer, name)), name
+    assert (restored.replay_buffer.pos, restored.replay_buffer.full) == (48, False)
+    assert not list(tmp_path.glob("*.pkl"))  # the buffer is stored as arrays, never pickled
     assert type(restored.critic.optimizer) is optimizers.recipe_class("stable_spam")
     # the temperature's Adam still updates the restored log_ent_coef tensor
     assert restored.ent_coef_optimizer.param_groups[0]["params"][0] is restored.log_ent_coef
+
+
+class _Planted:
+    """Unpickling this creates ``marker``: proof that a pickle from the checkpoint folder was executed."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.mark.parametrize("where", ["escaping_name", "legacy_pickle_name", "pickle_under_the_right_name"])
+def test_a_planted_pickle_is_never_unpickled_and_the_checkpoint_is_set_aside(tmp_path, where):
+    folder = tmp_path / "checkpoints" / "run"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    with mujoco_warnings_as_python_warnings():
+        env = make_train_env("Hopper", 1, normalize=False, gamma=0.99)
+        fresh = _sac(env)
+        fresh.save(folder / "model_48.zip")
+        replay = {"escaping_name": "../../planted.pkl", "legacy_pickle_name": "replay_48.pkl",
+                  "pickle_under_the_right_name": "replay_48.npz"}[where]
+        planted = (folder / replay).resolve()
+        planted.write_bytes(pickle.dumps(_Planted(marker)))
+        torch.save({"step": 48, "model": "model_48.zip", "replay": replay, "vec_normalize": {}, "run": {}},
+                   folder / "state.pt")
+        checkpoint = SB3Checkpoint(folder, fresh, env, seed=0)
+        restored = checkpoint.restore()
+        env.close()
+    assert restored is None and checkpoint.model is fresh  # treated as absent: the run starts afresh
+    assert not marker.exists()
+    assert not (folder / "state.pt").exists()
+    assert len(list((tmp_path / "checkpoints" / "set_aside").glob("run-*/state.pt"))) == 1
