@@ -238,3 +238,13 @@ def test_cuda_step_matches_the_cpu_reference(name):
         opt.step()
     for p, ref in zip(params, cpu[-1]):
         torch.testing.assert_close(p.detach().cpu(), ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", [optimizers.stable_spam, optimizers.spam])
+def test_the_readme_lists_the_defaults_table(module):
+    """The defaults are written once (the module's DEFAULTS); the README's line is checked against it."""
+    from pathlib import Path
+
+    readme = " ".join((Path(optimizers.__file__).parent / "README.md").read_text().split())
+    listed = ", ".join(f"{k} {v}" for k, v in module.DEFAULTS.items())
+    assert f"Defaults (`{module.__name__}.DEFAULTS`" in readme and listed in readme
