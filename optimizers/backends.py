@@ -121,7 +121,8 @@ class ForeachBackend(Backend):
         ind = _clip_indicator(work, clip)
         counts = torch.stack(torch._foreach_norm(ind, 1)) if count else None
         torch._foreach_mul_(work, torch._foreach_lerp(list(clip.w_keep.unbind()), list(clip.w_clip.unbind()), ind))
-        return torch.stack(torch._foreach_norm(work, 2, dtype=torch.float64)).to(dtype), counts
+        wide = torch.float64 if work[0].device.type != "mps" else None      # MPS has no float64
+        return torch.stack(torch._foreach_norm(work, 2, dtype=wide)).to(dtype), counts
 
     def adam(self, params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
              args: AdamArgs, *, adaclip: AdaClipScalars | None = None, spike_threshold: float = 0.0) -> None:

@@ -48,7 +48,7 @@ class GroupedStepOptimizer(InstrumentedOptimizer, metaclass=abc.ABCMeta):
     ``step()`` and the stats protocol's bookkeeping; subclasses implement ``_update``."""
 
     #: Which backend runs the step: "auto" (per device, see `select_backend`), or "native", "chunked",
-    #: "foreach" (the reference). Read at the first step on each device; set it before stepping.
+    #: "foreach" (the reference). The backend for a (device, setting) is chosen at its first step and kept.
     backend: str = "auto"
 
     @property
@@ -63,6 +63,10 @@ class GroupedStepOptimizer(InstrumentedOptimizer, metaclass=abc.ABCMeta):
         state = super().__getstate__()
         state.pop("_backend_cache", None)
         return state
+
+    def backends_in_use(self) -> list[str]:
+        """Names of the backends chosen so far (one per device and setting), for reports."""
+        return sorted({b.name for b in self._backends.values()})
 
     def backend_for(self, param: Tensor) -> Backend:
         """The backend that steps ``param`` (with its current gradient)."""

@@ -116,7 +116,7 @@ def report(contenders: list[Contender], load_before: tuple[float, float, float] 
     for c in contenders:
         median, nbytes = statistics.median(c.times), state_bytes(c.opt)
         extra = (nbytes - base_bytes) / n_tensors
-        backends = sorted({b.name for b in getattr(c.opt, "_backends", {}).values()})
+        backends = c.opt.backends_in_use() if hasattr(c.opt, "backends_in_use") else []
         name = f"{c.name} ({', '.join(backends)})" if backends else c.name
         rows.append(f"| {name} | {median * 1e3:.1f} | {min(c.times) * 1e3:.1f} | {median / base_median:.2f}x "
                     f"| {median / foreach_median:.2f}x | {nbytes / 2**20:.1f} | {extra:+.0f} |")
