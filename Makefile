@@ -22,7 +22,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PYTHONUNBUFFERED=1 $(PY) run_all.py $(ARGS)
 
+# Lint (ruff, whole repository) and type checks (mypy, optimizers/) first, so that a `# noqa` means something.
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy optimizers
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(STAMP)

@@ -22,7 +22,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 4

@@ -15,8 +15,16 @@ from .registry import COMPONENTS, FAMILIES, RECIPES, Recipe, available, build, g
 from .spam import SPAM
 from .stable_spam import StableSPAM
 from .stable_spam_ref import StableSPAMRef
-from .transforms import (AdaClip, AdaGN, CosineMomentumDecay, GlobalNormClip, GradientTransform, MomentumReset,
-                         SpikeClip, StepContext)
+from .transforms import (
+                         AdaClip,
+                         AdaGN,
+                         CosineMomentumDecay,
+                         GlobalNormClip,
+                         GradientTransform,
+                         MomentumReset,
+                         SpikeClip,
+                         StepContext,
+)
 
 __all__ = [
     "build", "available", "recipe_class", "get_recipe", "Recipe", "RECIPES", "FAMILIES", "COMPONENTS",

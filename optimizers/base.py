@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from itertools import chain
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import torch
 
@@ -128,14 +128,15 @@ class InstrumentedOptimizer(torch.optim.Optimizer):
                 if not k.startswith("_optimizer_") and k not in self._transient_attributes}
 
     _transient_attributes: tuple[str, ...] = ("_loading",)
+    _loading: dict[str, Any]  # set only while load_state_dict runs (see __setstate__)
 
 
-def _add_extras_hook(optimizer: InstrumentedOptimizer, state_dict: dict[str, Any]) -> None:
-    optimizer._add_state_dict_extras(state_dict)
+def _add_extras_hook(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+    cast(InstrumentedOptimizer, optimizer)._add_state_dict_extras(state_dict)
 
 
-def _capture_loaded_hook(optimizer: InstrumentedOptimizer, state_dict: dict[str, Any]) -> None:
-    optimizer._loading = state_dict
+def _capture_loaded_hook(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+    cast(InstrumentedOptimizer, optimizer)._loading = state_dict
 
 
 def keep_saved_dtypes(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ def unhooked_step(optimizer: torch.optim.Optimizer) -> Callable[..., Any]:
     per-instance step hooks once, so the base's must not run them again."""
     fn = type(optimizer).step
     while getattr(fn, "hooked", False) and hasattr(fn, "__wrapped__"):
-        fn = fn.__wrapped__
+        fn = getattr(fn, "__wrapped__")
     return fn.__get__(optimizer)
 
 
@@ -80,14 +80,17 @@ class Chain(InstrumentedOptimizer):
 
     def _working_grads(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         """Reusable buffers, one per parameter, holding a copy of the caller's gradients."""
-        buffers = []
+        buffers, grads = [], []
         for p in params:
             g, buf = p.grad, self._grad_buffers.get(p)
+            if g is None:
+                raise RuntimeError("Chain._working_grads takes parameters that have gradients")
+            grads.append(g)
             if buf is None or buf.shape != g.shape or buf.dtype != g.dtype or buf.device != g.device:
                 buf = torch.empty_like(g, memory_format=torch.contiguous_format)
                 self._grad_buffers[p] = buf
             buffers.append(buf)
-        torch._foreach_copy_(buffers, [p.grad for p in params])
+        torch._foreach_copy_(buffers, grads)
         return buffers
 
     @torch.no_grad()

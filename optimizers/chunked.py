@@ -1,17 +1,20 @@
-"""CPU fast path: element-wise optimizer work over cache-sized chunks, and PyTorch's fused AdamW kernel.
+"""`ChunkedBackend`: the CPU fallback of the fused optimizers when the native kernels cannot be built.
 
 On CPU an optimizer step is bound by memory traffic and, on a busy machine, by the number of parallel regions
 (about one per operation per tensor; each can wait a whole scheduler slice for a descheduled thread). Work that
 takes several operations per element runs over chunks of `CHUNK` elements so the operations after the first
 find the chunk in cache, and ``torch._fused_adamw_`` (the kernel behind ``torch.optim.AdamW(fused=True)``) does
-the whole Adam update in one pass. Stable-SPAM and SPAM share `adam_chunks_`.
+the Adam update in one pass, over each chunk of the transformed gradient (a scratch buffer: the gradients are
+not written).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import Tensor
+
+from .backends import AdaClipScalars, AdamArgs, Backend
+from .foreach_utils import abs_max
+from .transforms import spike_clip
 
 #: Elements per chunk (4 MiB of fp32): the few buffers a chunk's preparation touches stay in the L3 cache, and a
 #: busy machine sees few enough parallel regions (smaller chunks measured slower under load, larger ones slower
@@ -23,8 +26,8 @@ MIN_NUMEL = 1 << 16
 
 def worth_chunking(param: Tensor) -> bool:
     """True when the chunked CPU path applies to ``param`` and its gradient: dense, contiguous fp32 CPU tensors
-    (the state's dtype; the kernel's gradient divisor is fp32) of at least `MIN_NUMEL` elements. The others are
-    cheaper, or only exact, as multi-tensor ops."""
+    (the state's dtype) of at least `MIN_NUMEL` elements. The others are cheaper, or only exact, as
+    multi-tensor ops."""
     grad = param.grad
     return (param.device.type == "cpu" and param.dtype == torch.float32
             and param.numel() >= MIN_NUMEL and param.is_contiguous()
@@ -42,12 +45,6 @@ class Scratch:
     def __init__(self) -> None:
         self._buffers: dict[tuple[str, torch.dtype], Tensor] = {}
 
-    def __getstate__(self) -> dict:
-        return {}                      # buffers are not worth copying or pickling
-
-    def __setstate__(self, state: dict) -> None:
-        self._buffers = {}
-
     def get(self, name: str, like: Tensor) -> Tensor:
         """A buffer with ``like``'s number of elements and dtype, contents undefined."""
         buf = self._buffers.get((name, like.dtype))
@@ -57,29 +54,66 @@ class Scratch:
         return buf[: like.numel()]
 
 
-def adam_chunks_(params: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor], grads: list[Tensor],
-                 steps: list[int], *, lr: list[float], beta1: float, beta2: float, eps: list[float],
-                 weight_decay: float = 0.0, grad_divisors: list[Tensor] | None = None,
-                 prepare: Callable[[int, Tensor, Tensor], None] | None = None) -> None:
-    """AdamW (``torch.optim.AdamW``'s formula; decoupled ``weight_decay`` first) on each tensor.
+class ChunkedBackend(Backend):
+    """`optimizers.backends.Backend` over cache-sized chunks, Adam in torch's fused AdamW kernel. Takes large
+    fp32 CPU tensors (`worth_chunking`). One instance per optimizer (it owns scratch buffers)."""
 
-    ``prepare(i, g, v)``, if given, first rewrites the gradient chunk ``g`` of tensor ``i`` in place (``v`` is
-    the chunk of the second moment before this step), chunk by chunk so the kernel finds it in cache; without it
-    each tensor goes to the kernel whole. The gradient is then divided by ``grad_divisors[i]`` (a
-    0-dim float32 tensor), if given, inside the kernel, which writes the divided gradient back: afterwards
-    ``grads`` hold what the update consumed. ``steps[i]`` is the Adam counter after this step's increment;
-    ``lr[i]`` and ``eps[i]`` are per tensor.
-    """
-    step_tensors: dict[int, Tensor] = {}
-    for i, (p, m, v, g) in enumerate(zip(params, exp_avgs, exp_avg_sqs, grads)):
-        if steps[i] not in step_tensors:
-            step_tensors[steps[i]] = torch.tensor(float(steps[i]))
-        step = [step_tensors[steps[i]]]
-        divisor = None if grad_divisors is None else grad_divisors[i]
-        pieces = chunks if prepare is not None else (lambda t: (t,))
-        for pc, mc, vc, gc in zip(pieces(p), pieces(m), pieces(v), pieces(g)):
-            if prepare is not None:
-                prepare(i, gc, vc)
-            torch._fused_adamw_([pc], [gc], [mc], [vc], [], step, lr=lr[i], beta1=beta1, beta2=beta2,
-                                weight_decay=weight_decay, eps=eps[i], amsgrad=False, maximize=False,
-                                grad_scale=divisor)
+    name = "chunked"
+
+    def __init__(self) -> None:
+        self._scratch = Scratch()
+
+    def takes(self, param: Tensor) -> bool:
+        return worth_chunking(param)
+
+    def abs_max(self, grads: list[Tensor], dtype: torch.dtype) -> Tensor:
+        return torch.stack(abs_max(grads)).to(dtype)
+
+    def clip_norm(self, grads: list[Tensor], clip: AdaClipScalars, count: bool) -> tuple[Tensor, Tensor | None]:
+        sums: list[Tensor] = []
+        counts: list[Tensor] = []
+        for i, g in enumerate(grads):
+            parts: list[Tensor] = []
+            hits: list[Tensor] = []
+            for chunk in chunks(g):
+                x = self._clipped(chunk, clip, i, hits if count else None)
+                parts.append(torch.linalg.vector_norm(x, dtype=torch.float64).square())
+            sums.append(torch.stack(parts).sum())
+            if count:
+                counts.append(torch.stack(hits).sum())
+        norms = torch.stack(sums).sqrt().to(clip.threshold.dtype)
+        return norms, (torch.stack(counts) if count else None)
+
+    def _clipped(self, chunk: Tensor, clip: AdaClipScalars, i: int, hits: list[Tensor] | None) -> Tensor:
+        """``x`` of `AdaClipScalars` for one chunk of tensor ``i``, in a scratch buffer."""
+        w = self._scratch.get("x", chunk)
+        torch.abs(chunk, out=w)
+        torch.gt(w, clip.threshold[i], out=w)            # 1.0 where clipped, else 0.0
+        if hits is not None:
+            hits.append(w.sum())
+        torch.lerp(clip.w_keep[i], clip.w_clip[i], w, out=w)
+        return torch.mul(chunk, w, out=w)
+
+    def adam(self, params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor],
+             args: AdamArgs, *, adaclip: AdaClipScalars | None = None, spike_threshold: float = 0.0) -> None:
+        if args.decay_before != 1.0:
+            torch._foreach_mul_(params, args.decay_before)
+        step_tensors: dict[int, Tensor] = {}
+        for i, (p, m, v, g) in enumerate(zip(params, exp_avgs, exp_avg_sqs, grads)):
+            t = args.steps[i]
+            step = step_tensors.setdefault(t, torch.tensor(float(t)))
+            # torch's kernel adds eps after dividing sqrt(v) by sqrt(1-beta2^t); SPAM adds it to sqrt(v) itself
+            eps = args.eps if args.eps_corrected else args.eps / (1 - args.beta2 ** t) ** 0.5
+            whole = adaclip is None and spike_threshold <= 0        # the kernel does not write the gradient
+            pieces = ((p, g, m, v),) if whole else zip(chunks(p), chunks(g), chunks(m), chunks(v))
+            for pc, gc, mc, vc in pieces:
+                if adaclip is not None:
+                    assert adaclip.factor is not None, "adaclip.factor is set once the norm is known"
+                    gc = self._clipped(gc, adaclip, i, None).mul_(adaclip.factor[i])
+                elif not whole:
+                    bounds = (self._scratch.get("upper", gc), self._scratch.get("lower", gc))
+                    gc = spike_clip(gc, vc, spike_threshold, out=self._scratch.get("x", gc), bounds=bounds)
+                torch._fused_adamw_([pc], [gc], [mc], [vc], [], [step], lr=args.lr, beta1=args.beta1,
+                                    beta2=args.beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+        if args.decay_after != 1.0:
+            torch._foreach_mul_(params, args.decay_after)

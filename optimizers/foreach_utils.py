@@ -51,6 +51,19 @@ def bias_correction(beta: float, counts: Sequence[int], like: Tensor) -> float |
     return torch.tensor([1.0 - beta ** k for k in counts], dtype=like.dtype).to(like.device, non_blocking=True)
 
 
+def adam_foreach_(params: list[Tensor], exp_avgs: list[Tensor], exp_avg_sqs: list[Tensor], grads: list[Tensor], *,
+                  beta1: float, beta2: float, step_sizes: list[float], eps_terms: list[float]) -> None:
+    """Adam with multi-tensor ops, the bias corrections folded into the per-tensor scalars:
+    ``m = lerp(m, g, 1-beta1)``, ``v = beta2 v + (1-beta2) g^2``, ``p += step_size * m / (sqrt(v) + eps_term)``.
+    No weight decay. The one multi-tensor Adam of the package (see `optimizers.backends.AdamArgs.folded`)."""
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_add_(denom, eps_terms)
+    torch._foreach_addcdiv_(params, exp_avgs, denom, step_sizes)
+
+
 def group_indices(keys: Iterable[object]) -> list[list[int]]:
     """Positions of equal keys, grouped, in first-seen order (e.g. to split tensors by device and dtype)."""
     groups: dict[object, list[int]] = defaultdict(list)

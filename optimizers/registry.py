@@ -46,8 +46,11 @@ class Recipe:
 ADAM = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 LION = dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0)
 ADAM_MINI = dict(ADAM, dim=2048, n_heads=32)
-STABLE = dict(gamma1=0.7, gamma2=0.9, gamma3=0.999)          # AdaClip + AdaGN
-SCHEDULE = dict(reset_interval=1000, total_T=None, eta_min=0.5)  # MoRet + cosine momentum decay
+# Stable-SPAM's defaults are written once, in optimizers.stable_spam.DEFAULTS; the chains take theirs from it.
+ADAGN = {k: STABLE_SPAM_DEFAULTS[k] for k in ("gamma1", "gamma2")}
+ADACLIP = {"gamma3": STABLE_SPAM_DEFAULTS["gamma3"]}
+STABLE = dict(ADAGN, **ADACLIP)                                  # AdaClip + AdaGN
+SCHEDULE = {k: STABLE_SPAM_DEFAULTS[k] for k in ("reset_interval", "total_T", "eta_min")}  # MoRet + cosine
 
 
 # --- base optimizers ---------------------------------------------------------------------------------
@@ -259,19 +262,19 @@ _RECIPES = [
     Recipe("adam+moret", "Adam with momentum reset", _ABLATION, dict(ADAM, **SCHEDULE), Chain,
            _chain(_adamw, _moret, cosine=True), prepare_group=_adam_group),
     Recipe("adam+moret+adaclip", "AdaClip, then Adam with momentum reset", _ABLATION,
-           dict(ADAM, gamma3=0.999, **SCHEDULE), Chain, _chain(_adamw, _adaclip, _moret, cosine=True),
+           dict(ADAM, **ADACLIP, **SCHEDULE), Chain, _chain(_adamw, _adaclip, _moret, cosine=True),
            prepare_group=_adam_group),
     Recipe("adam+moret+adagn", "AdaGN, then Adam with momentum reset", _ABLATION,
-           dict(ADAM, gamma1=0.7, gamma2=0.9, **SCHEDULE), Chain, _chain(_adamw, _adagn, _moret, cosine=True),
+           dict(ADAM, **ADAGN, **SCHEDULE), Chain, _chain(_adamw, _adagn, _moret, cosine=True),
            prepare_group=_adam_group),
     Recipe("adam+moret+adagn+adaclip", "AdaClip, AdaGN, then Adam with momentum reset: Stable-SPAM as a chain "
            "(same results as stable_spam)", _ABLATION, dict(ADAM, **STABLE, **SCHEDULE), Chain,
            _chain(_adamw, _adaclip, _adagn, _moret, cosine=True), prepare_group=_adam_group),
     Recipe("adam+moret+adagn+spikeclip", "SPAM's spike clipping in AdaClip's place, AdaGN, then Adam with "
-           "momentum reset", _ABLATION, dict(ADAM, gamma1=0.7, gamma2=0.9, threshold=5000.0, **SCHEDULE), Chain,
+           "momentum reset", _ABLATION, dict(ADAM, **ADAGN, threshold=SPAM_DEFAULTS["threshold"], **SCHEDULE), Chain,
            _chain(_adamw, _spikeclip, _adagn, _moret, cosine=True), prepare_group=_adam_group),
     Recipe("adam+moret+gradclip+adaclip", "AdaClip, global-norm clipping in AdaGN's place, then Adam with "
-           "momentum reset", _ABLATION, dict(ADAM, gamma3=0.999, max_norm=1.0, **SCHEDULE), Chain,
+           "momentum reset", _ABLATION, dict(ADAM, **ADACLIP, max_norm=1.0, **SCHEDULE), Chain,
            _chain(_adamw, _adaclip, _gradclip, _moret, cosine=True), prepare_group=_adam_group),
 ]
 

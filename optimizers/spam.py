@@ -1,19 +1,23 @@
 """`SPAM`: Spike-Aware Adam with Momentum Reset (SPEC §1.2) as a multi-tensor step."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from .backends import AdamArgs, Backend
 from .base import StatsAccumulator
-from .chunked import Scratch, adam_chunks_
 from .foreach_utils import state_dtype
-from .grouped import GroupedStepOptimizer
+from .grouped import GroupedStepOptimizer, takes_hparams
 from .schedules import spam_warmup_factor
 from .transforms import spike_clip, spike_clip_active, spike_count
 from .validation import validate
 
-DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, threshold=5000.0, reset_interval=500,
-                warmup=150)
+#: SPAM's hyper-parameters and their defaults (the paper's), written once: eps 1e-6 is added outside the sqrt,
+#: threshold is theta (0 disables spike clipping), reset_interval is Delta T (0 disables resets), warmup is N.
+DEFAULTS: dict[str, Any] = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, threshold=5000.0,
+                                reset_interval=500, warmup=150)
 
 
 class SPAM(GroupedStepOptimizer):
@@ -33,22 +37,17 @@ class SPAM(GroupedStepOptimizer):
       set to 0 after the step before a reset; since resets fall on multiples of ``reset_interval`` that counter
       always equals ``c % reset_interval`` once c >= reset_interval, which is what is computed here.)
 
-    Defaults (the paper's): lr 1e-3, betas (0.9, 0.999), eps 1e-6 (outside the sqrt), weight_decay 0,
-    threshold (theta) 5000, reset_interval (Delta T) 500 (0 disables resets), warmup (N) 150.
-    State in fp32 (or the parameter's dtype if wider); the global step is in ``state_dict()``. As in the authors'
-    code, the clipping rewrites ``p.grad``: afterwards it holds the gradient the Adam update consumed. On CPU, for
-    large fp32 tensors, the step runs chunk by chunk, clipping in cache, then PyTorch's fused Adam kernel
-    (`optimizers.chunked`); elsewhere, for small or bf16/fp16/fp64 tensors and with ``cpu_fast_path = False``,
-    with ``torch._foreach_*`` multi-tensor ops.
+    Hyper-parameters and defaults: `DEFAULTS`. State in fp32 (or the parameter's dtype if wider); the global
+    step is in ``state_dict()``. ``step()`` leaves ``p.grad`` as it found it (the authors' code clips it in
+    place). One pass over memory, the clipping inline in the Adam update, in the backend of
+    `optimizers.backends` (C kernels on CPU, multi-tensor ops elsewhere).
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, threshold: float = 5000.0, reset_interval: int = 500, warmup: int = 150):
-        given = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, threshold=threshold,
-                     reset_interval=reset_interval, warmup=warmup)
-        super().__init__(params, validate(type(self).__name__, given, DEFAULTS))
+    @takes_hparams(DEFAULTS)
+    def __init__(self, params, **hparams: Any) -> None:
+        hp = validate(type(self).__name__, hparams, DEFAULTS)
+        super().__init__(params, dict(hp, betas=tuple(hp["betas"])))
         self._counters = {"step": 0}
-        self._scratch = Scratch()
 
     @staticmethod
     def warmup_factor(step: int, reset_interval: int, warmup: int) -> float:
@@ -66,56 +65,36 @@ class SPAM(GroupedStepOptimizer):
                          exp_avg_sq=torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format))
         return state
 
-    def _update(self, params: list[Tensor], group: dict, stats: StatsAccumulator | None, fast: bool) -> None:
-        """The step for tensors of one group sharing a device and a state dtype (and the path to take)."""
-        grads = [p.grad for p in params]
-        if any(g.is_sparse for g in grads):
-            raise RuntimeError("SPAM does not support sparse gradients")
+    def _update(self, backend: Backend, params: list[Tensor], grads: list[Tensor], group: dict,
+                stats: StatsAccumulator | None) -> None:
         states = [self._state_of(p) for p in params]
         exp_avgs = [s["exp_avg"] for s in states]
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        c, interval, threshold = self._counters["step"], group["reset_interval"], group["threshold"]
-        dtype = exp_avgs[0].dtype
-        # the gradients this step rewrites: p.grad itself, or an fp32 copy of a narrower one
-        work = grads if grads[0].dtype == dtype else [g.to(dtype) for g in grads]
-
+        c, interval = self._counters["step"], group["reset_interval"]
         reset = interval > 0 and c % interval == 0
         if reset:
             torch._foreach_zero_(exp_avgs + exp_avg_sqs)
-        clip = threshold > 0 and spike_clip_active(c, interval)
+        threshold = group["threshold"] if group["threshold"] > 0 and spike_clip_active(c, interval) else 0.0
         if stats is not None:
-            before = torch.stack(torch._foreach_norm(work))
-            counts = [spike_count(g, v, threshold) for g, v in zip(work, exp_avg_sqs)] if clip else None
+            self._add_stats(stats, grads, exp_avg_sqs, threshold, reset)
         for s in states:
             s["step"] += 1
-        steps = [s["step"] for s in states]
-        factor = self.warmup_factor(c, interval, group["warmup"])
-        bc2_sqrt = [(1 - beta2 ** t) ** 0.5 for t in steps]
+        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
+        adam = AdamArgs(lr=lr * self.warmup_factor(c, interval, group["warmup"]), beta1=beta1, beta2=beta2,
+                        eps=group["eps"], steps=[s["step"] for s in states], eps_corrected=False,
+                        decay_after=1 - lr * wd if wd > 0 else 1.0)
+        backend.adam(params, grads, exp_avgs, exp_avg_sqs, adam, spike_threshold=threshold)
 
-        if fast:
-            def clip_chunk(i: int, g: Tensor, v: Tensor) -> None:
-                bounds = (self._scratch.get("upper", g), self._scratch.get("lower", g))
-                spike_clip(g, v, threshold, out=g, bounds=bounds)
-            # torch's Adam divides sqrt(v) by sqrt(1-b2^t) before adding eps; SPAM adds eps to sqrt(v) itself.
-            adam_chunks_(params, exp_avgs, exp_avg_sqs, work, steps, lr=[lr * factor] * len(params), beta1=beta1,
-                         beta2=beta2, eps=[eps / b for b in bc2_sqrt], prepare=clip_chunk if clip else None)
+    @staticmethod
+    def _add_stats(stats: StatsAccumulator, grads: list[Tensor], exp_avg_sqs: list[Tensor], threshold: float,
+                   reset: bool) -> None:
+        """Norms before and after the spike clipping and the clipped count, from copies (off the hot path)."""
+        before = torch.stack(torch._foreach_norm(grads))
+        if threshold > 0:
+            work = [g.to(v.dtype) for g, v in zip(grads, exp_avg_sqs)]
+            count = torch.stack([spike_count(g, v, threshold) for g, v in zip(work, exp_avg_sqs)]).sum()
+            after = torch.stack([torch.linalg.vector_norm(spike_clip(g, v, threshold))
+                                 for g, v in zip(work, exp_avg_sqs)])
         else:
-            if clip:
-                for g, v in zip(work, exp_avg_sqs):
-                    spike_clip(g, v, threshold, out=g)
-            torch._foreach_lerp_(exp_avgs, work, 1 - beta1)
-            torch._foreach_mul_(exp_avg_sqs, beta2)
-            torch._foreach_addcmul_(exp_avg_sqs, work, work, 1 - beta2)
-            denom = torch._foreach_sqrt(exp_avg_sqs)
-            torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(params, exp_avgs, denom,
-                                    [-lr * factor * b / (1 - beta1 ** t) for b, t in zip(bc2_sqrt, steps)])
-        if work is not grads:
-            torch._foreach_copy_(grads, work)
-        if group["weight_decay"] > 0:
-            torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-
-        if stats is not None:
-            count = torch.stack(counts).sum() if counts else None
-            stats.add(before, torch.stack(torch._foreach_norm(work)), count, sum(g.numel() for g in grads), reset)
+            count, after = None, before
+        stats.add(before, after, count, sum(g.numel() for g in grads), reset)

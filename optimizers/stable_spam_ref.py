@@ -1,9 +1,12 @@
 """`StableSPAMRef`: Stable-SPAM exactly as the authors' published code behaves, quirks included (SPEC §1.1)."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .base import InstrumentedOptimizer, StatsAccumulator, evaluate_closure
+from .grouped import takes_hparams
 from .schedules import momentum_scale
 from .stable_spam import DEFAULTS
 from .validation import validate
@@ -13,9 +16,8 @@ class StableSPAMRef(InstrumentedOptimizer):
     """Stable-SPAM as in the authors' ``galore_torch/stablespam.py`` (TianjinYellow/StableSPAM) — the suite's
     ``stable_spam_ref`` recipe, kept so results can be compared with the authors' runs step for step.
 
-    Same algorithm, defaults and hyper-parameters as `optimizers.StableSPAM` (lr 1e-3, betas (0.9, 0.999),
-    eps 1e-8, weight_decay 0, gamma1 0.7, gamma2 0.9, gamma3 0.999, reset_interval 1000, total_T None,
-    eta_min 0.5), a plain per-tensor loop, and these behaviours of the published code, reproduced on purpose:
+    Same algorithm, hyper-parameters and defaults as `optimizers.StableSPAM` (`optimizers.stable_spam.DEFAULTS`),
+    a plain per-tensor loop, and these behaviours of the published code, reproduced on purpose:
 
     (a) On a reset step the Adam update uses the **old** moments (updated with this step's gradient) with the
         counter already set to 1 — about ``0.32 * m_old/sqrt(v_old)`` times lr — and fresh zero moments are
@@ -30,18 +32,16 @@ class StableSPAMRef(InstrumentedOptimizer):
         (it turns back up); the AdaGN scale is skipped when ``||g|| = 0`` (their ``if grad_norm > 0``, written
         here without a host sync); AdaGN's eps is the group's eps.
 
-    As in the published code, AdaClip clips ``p.grad`` in place; the AdaGN rescaling makes a new tensor, so
-    after ``step()`` ``p.grad`` holds the clipped, not the rescaled, gradient.
+    Unlike the published code, which clips ``p.grad`` in place, ``step()`` leaves ``p.grad`` as it found it
+    (nothing in the algorithm reads the gradient after the step, so the numbers are the same).
     """
 
     counters_in_state_dict = False
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, gamma1: float = 0.7, gamma2: float = 0.9, gamma3: float = 0.999,
-                 reset_interval: int = 1000, total_T: int | None = None, eta_min: float = 0.5):
-        given = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, gamma1=gamma1, gamma2=gamma2,
-                     gamma3=gamma3, reset_interval=reset_interval, total_T=total_T, eta_min=eta_min)
-        super().__init__(params, validate(type(self).__name__, given, DEFAULTS))
+    @takes_hparams(DEFAULTS)
+    def __init__(self, params, **hparams: Any) -> None:
+        hp = validate(type(self).__name__, hparams, DEFAULTS)
+        super().__init__(params, dict(hp, betas=tuple(hp["betas"])))
         self.total_steps = 0           # quirk (d): a plain attribute
         self._counters = {}
 
@@ -79,7 +79,7 @@ class StableSPAMRef(InstrumentedOptimizer):
         state["m_max_t"] = theta * state["m_max_t"] + (1 - theta) * max_gradient
         m_max_hat = state["m_max_t"] / (1 - theta ** step)
         mask = grad.abs() > m_max_hat
-        grad.copy_(torch.where(mask, grad / max_gradient * m_max_hat, grad))
+        grad = torch.where(mask, grad / max_gradient * m_max_hat, grad)
 
         # AdaGN, with gamma1 decayed by the cosine factor.
         grad_norm = torch.norm(grad)

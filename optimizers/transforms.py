@@ -11,7 +11,6 @@ untouched by resets.
 from __future__ import annotations
 
 import abc
-
 from dataclasses import dataclass, field
 from typing import Any, MutableMapping, Sequence
 

@@ -33,7 +33,6 @@ from benchmarks.audit.grading import SUPPORTS, Check, adjust, grade
 from benchmarks.audit.verdicts import ClaimResult
 from benchmarks.store import Store
 
-
 PERF_FILE = "perf/optimizer_step.json"  # where the report looks for the optimizer-step benchmark's JSON
 
 

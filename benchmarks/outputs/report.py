@@ -24,8 +24,6 @@ from benchmarks.outputs import plots, summary, tables
 from benchmarks.protocol.claims import CLAIMS
 from benchmarks.store import Store
 
-
-
 REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"  # the committed reference results
 
 

@@ -14,8 +14,9 @@ def validate_recipes(specs: Iterable[RunSpec], origins: Mapping[str, str] | None
 
     ``origins`` maps a recipe name to where it was asked for (``--optimizers adamx``), for the message.
     """
-    import optimizers
     import torch
+
+    import optimizers
 
     seen = set()
     for spec in specs:

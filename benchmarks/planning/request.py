@@ -14,7 +14,6 @@ from typing import Any, Iterable, Mapping
 
 from benchmarks.errors import BadInput, short_repr
 
-
 MAX_GRID = 10_000  # points of one recipe's hyper-parameter grid
 
 

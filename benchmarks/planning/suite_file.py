@@ -36,14 +36,21 @@ YAML aliases expanded (a few hundred bytes of nested aliases can stand for billi
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from benchmarks.errors import BadInput, short_repr
+from benchmarks.planning.request import (
+    OptimizerItem,
+    SuiteRequest,
+    check_lrs,
+    expand_hparam_grid,
+    parse_optimizer_item,
+    parse_value,
+)
 from benchmarks.suggest import did_you_mean
-from benchmarks.planning.request import (OptimizerItem, SuiteRequest, check_lrs, expand_hparam_grid,
-                                         parse_optimizer_item, parse_value)
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 16  # a suite file needs 4 (set.domain.field = [values]); tables of tables nest a little more

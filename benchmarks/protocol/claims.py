@@ -12,8 +12,16 @@ from __future__ import annotations
 
 from benchmarks.analysis import telemetry
 from benchmarks.audit.claim import Claim, Premise, Selection, Source
-from benchmarks.audit.comparisons import (AdvantageGrows, Beats, BeatsAcross, FewerSpikes, LessLrSensitive,
-                                          LessLrSensitiveAcross, Overhead, ReachesTargetSooner)
+from benchmarks.audit.comparisons import (
+    AdvantageGrows,
+    Beats,
+    BeatsAcross,
+    FewerSpikes,
+    LessLrSensitive,
+    LessLrSensitiveAcross,
+    Overhead,
+    ReachesTargetSooner,
+)
 from benchmarks.perf import optimizer_step
 from domains import quant
 

@@ -11,7 +11,6 @@ run, checkpointed and stored by one process at a time.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import shutil

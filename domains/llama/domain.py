@@ -145,7 +145,8 @@ def build_model(config: LlamaConfig, vocab_size: int, seed: int) -> torch.nn.Mod
     The initialisation draws from a forked RNG seeded with ``seed`` (same weights for the same seed,
     whatever the caller did with the global RNG).
     """
-    from transformers import LlamaConfig as HFLlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig as HFLlamaConfig
+    from transformers import LlamaForCausalLM
 
     hidden, intermediate, heads, layers = SIZES[config.size]
     hf_config = HFLlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,

@@ -36,8 +36,14 @@ from domains.lm.baselines import ngram_perplexity_baselines
 from domains.lm.causal_lm import evaluate_lm
 from domains.lm.config import LMConfig, lm_rules
 from domains.lm.textdata import TextData
-from domains.moe.routing import (RouterLoadMeter, balance_summary, expert_load, load_balancing_loss, load_series,
-                                 router_z_loss)
+from domains.moe.routing import (
+    RouterLoadMeter,
+    balance_summary,
+    expert_load,
+    load_balancing_loss,
+    load_series,
+    router_z_loss,
+)
 from domains.training import TrainingJob, rank_and_world
 
 # hidden, expert intermediate, attention heads, layers, experts, experts per token. The CPU sizes keep

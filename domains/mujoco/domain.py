@@ -54,8 +54,13 @@ from domains.mujoco.algos import LOSS_KEYS, build_model, gradient_updates, netwo
 from domains.mujoco.baselines import random_policy_returns, untrained_policy_returns
 from domains.mujoco.callbacks import EvaluationSchedule, Telemetry
 from domains.mujoco.checkpoint import Checkpointer, SB3Checkpoint
-from domains.mujoco.envs import (Evaluator, eval_seed, frozen_observation_normalizer, make_train_env,
-                                 mujoco_warnings_as_python_warnings)
+from domains.mujoco.envs import (
+    Evaluator,
+    eval_seed,
+    frozen_observation_normalizer,
+    make_train_env,
+    mujoco_warnings_as_python_warnings,
+)
 
 ADAM_LR = 3e-4  # SB3's and the zoo's learning rate for PPO, SAC and TD3 on MuJoCo
 PPO_ADAM_EPS = 1e-5  # SB3's PPO builds its Adam with eps 1e-5 (from OpenAI baselines)

@@ -1,7 +1,6 @@
 """The claims audit end to end: every verdict path on hand-made stores (numbers written here), C14 from the
 optimizer-step benchmark's JSON, and the null calibration of the audit itself."""
 
-import json
 
 import numpy as np
 import pandas as pd

