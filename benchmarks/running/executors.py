@@ -31,6 +31,7 @@ import torch
 
 from benchmarks.planning.run_spec import RunSpec
 from benchmarks.running.runner import DONE, Outcome, execute, finish, outcome_of, run_claimed
+from benchmarks.running.threads import apply_thread_policy, threads_per_worker
 from benchmarks.running.worker_exit import die_with_parent
 from benchmarks.store import RunLock, Store
 
@@ -71,7 +72,7 @@ def _init_worker(threads: int, slots, parent_pid: int | None = None) -> None:
     with slots.get_lock():
         _worker_slot = slots.value
         slots.value += 1
-    torch.set_num_threads(threads)
+    apply_thread_policy(threads=threads)
 
 
 def worker_device(slot: int, gpu_count: int) -> torch.device:
@@ -197,8 +198,3 @@ def make_executor(backend: str, workers: int | None, progress: bool = False, ten
     if workers and workers > 1:
         return PoolExecutor(workers, tensorboard=tensorboard)
     return SequentialExecutor(progress=progress, tensorboard=tensorboard)
-
-
-def threads_per_worker(workers: int) -> int:
-    """The torch threads each of ``workers`` pool processes gets (the cores shared out, at least one)."""
-    return max(1, (os.cpu_count() or 1) // workers)

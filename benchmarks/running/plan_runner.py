@@ -13,10 +13,11 @@ from pathlib import Path
 
 from benchmarks.errors import BadInput
 from benchmarks.planning import Plan, SuiteRequest, plan_suite
-from benchmarks.running.executors import make_executor, threads_per_worker
+from benchmarks.running.executors import make_executor
 from benchmarks.running.machine_load import load_average, oversubscription_warning
 from benchmarks.running.progress import RunLines
 from benchmarks.running.runner import checkpoint_dir
+from benchmarks.running.threads import threads_per_worker
 from benchmarks.store import STATUSES, RunLock, Store
 
 BACKENDS = ("local", "ray")

@@ -33,7 +33,7 @@ import torch
 from domains.base import Domain, RunContext, RunProfile
 from domains.fields import at_least, check, one_of
 from domains.lm.baselines import ngram_perplexity_baselines
-from domains.lm.causal_lm import evaluate_lm
+from domains.lm.causal_lm import evaluate_lm, next_token_cross_entropy
 from domains.lm.config import LMConfig, lm_rules
 from domains.lm.textdata import TextData
 from domains.moe.routing import (
@@ -201,11 +201,13 @@ def moe_loss(model: torch.nn.Module, ids: torch.Tensor, config: MoeConfig) -> tu
     ``model`` (built by :func:`build_model`) may be wrapped in DistributedDataParallel.
     """
     top_k = SIZES[config.size][5]
-    output = model(input_ids=ids, labels=ids, output_router_logits=True)
+    output = model(input_ids=ids, output_router_logits=True)
+    # transformers' own loss (labels=ids) bit for bit, without its copies of the logits
+    lm_loss = next_token_cross_entropy(output.logits, ids, ignore_last=True)
     logits = output.router_logits
     aux_loss = load_balancing_loss(logits, top_k) if config.balance_loss == "per_layer" else output.aux_loss
     z_loss = router_z_loss(logits)
-    loss = output.loss + config.router_aux_loss_coef * aux_loss + config.router_z_loss_coef * z_loss
-    extras = {"lm_loss": output.loss.detach(), "aux_loss": aux_loss.detach(), "z_loss": z_loss.detach(),
+    loss = lm_loss + config.router_aux_loss_coef * aux_loss + config.router_z_loss_coef * z_loss
+    extras = {"lm_loss": lm_loss.detach(), "aux_loss": aux_loss.detach(), "z_loss": z_loss.detach(),
               **balance_summary(expert_load(logits, top_k))}
     return loss, extras
