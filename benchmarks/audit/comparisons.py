@@ -48,7 +48,8 @@ Pick = Callable[[pd.DataFrame], pd.Series]
 LABELS = {"int2": "INT2", "int3": "INT3", "int4": "INT4", "int8": "INT8", "fp4_e1m2": "FP4", "fp4_e1m2_ref": "FP4",
           "mxfp4": "MXFP4", "nvfp4": "NVFP4", "bf16": "16-bit", "fp32": "16-bit", "none": "16-bit"}
 BITS = {"int2": "2-bit", "int3": "3-bit", "int4": "4-bit", "int8": "8-bit", "fp4_e1m2": "4-bit",
-        "fp4_e1m2_ref": "4-bit", "mxfp4": "4-bit", "nvfp4": "4-bit", "bf16": "16-bit", "fp32": "16-bit", "none": "16-bit"}
+        "fp4_e1m2_ref": "4-bit", "mxfp4": "4-bit", "nvfp4": "4-bit", "bf16": "16-bit", "fp32": "16-bit",
+        "none": "16-bit"}
 LR_BOOTSTRAP_RESAMPLES = 1000
 
 

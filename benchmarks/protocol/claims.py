@@ -126,7 +126,7 @@ CLAIMS: tuple[Claim, ...] = (
         "C8", "4-bit Stable-SPAM's final-loss-vs-LR curve is flatter than Adam's (Fig. 7, FP4 and INT4)",
         (Source("Fig. 7", "arXiv"),),
         Selection("llama", recipes=("adam", "stable_spam"), config={"quant": PAPER_FOUR_BIT}),
-        (LessLrSensitive("stable_spam", "adam"),),
+        (LessLrSensitive("stable_spam", "adam", "{quant}"),),
         "sensitivity as in C1; lower is flatter",
         parts=("INT4", "FP4"), premise=FOUR_BIT_ADAM_HURTS),
     Claim(

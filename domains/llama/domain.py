@@ -109,8 +109,8 @@ class LlamaDomain(Domain):
         """Steps; low-bit when a quant format is set (whatever the compute dtype), else 16-bit (bf16) or 32-bit
         (fp32, the 16-bit stand-in); the size's shape and peak LR."""
         hidden, _, heads, _ = SIZES[config.size]
-        return RunProfile(optimizer_steps=config.steps, precision_class=precision_class(config), hidden_size=hidden, heads=heads,
-                          base_lr=PEAK_LR[config.size])
+        return RunProfile(optimizer_steps=config.steps, precision_class=precision_class(config), hidden_size=hidden,
+                          heads=heads, base_lr=PEAK_LR[config.size])
 
     # --- regime baselines ---------------------------------------------------------------------------
 

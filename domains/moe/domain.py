@@ -2,8 +2,8 @@
 
 What is trained: ``transformers.OlmoeForCausalLM`` (top-k routed SwiGLU experts, QK-norm attention) at
 the paper's size, OLMoE-1B-7B (hidden 2048, 16 layers, 16 heads, 64 experts, top-8, expert
-intermediate 1024; BF16 autocast (``compute=bf16``), 3000 steps, LR 1e-4 for every recipe, validation at 1000/2000/3000),
-or shrunk for CPUs (``nano``/``micro``/``mini``: 4-8 experts, top-2, hidden 64-128). Data: the
+intermediate 1024; BF16 autocast (``compute=bf16``), 3000 steps, LR 1e-4 for every recipe, validation
+at 1000/2000/3000), or shrunk for CPUs (``nano``/``micro``/``mini``: 4-8 experts, top-2, hidden 64-128). Data: the
 text pipeline it shares with ``llama`` (:class:`domains.lm.textdata.TextData`; offline Shakespeare by default, C4 with the
 T5 tokenizer at the paper preset). Metric: ``val_loss``, the token-weighted next-token loss on the
 held-out budget (:func:`domains.lm.causal_lm.evaluate_lm`), lower is better; ``val_ppl`` alongside.
@@ -118,8 +118,8 @@ class MoeDomain(Domain):
         """Steps; 16-bit (bf16) or 32-bit (fp32); the size's hidden size and heads; the peak LR of Adam-like recipes
         (the paper's 1e-4 at OLMoE-1B-7B, for Adam and Stable-SPAM alike; tuned at the CPU sizes)."""
         hidden, _, heads, *_ = SIZES[config.size]
-        return RunProfile(optimizer_steps=config.steps, precision_class=precision_class(config), hidden_size=hidden, heads=heads,
-                          base_lr=_CPU_LR.get(config.size, PAPER_LR))
+        return RunProfile(optimizer_steps=config.steps, precision_class=precision_class(config), hidden_size=hidden,
+                          heads=heads, base_lr=_CPU_LR.get(config.size, PAPER_LR))
 
     gate_baselines = ("unigram", "bigram")
 
