@@ -14,6 +14,7 @@ import pandas as pd
 
 from benchmarks.analysis import telemetry
 from benchmarks.store import Store
+from domains.lm.precision import upgrade_stored_config
 
 # Config fields that name the algorithm, looked up in this order.
 ALGORITHM_FIELDS = ("algo", "algorithm")
@@ -23,7 +24,8 @@ LEGACY_BUDGET_FIELD = "steps"
 
 
 def runs_frame(store: Store) -> pd.DataFrame:
-    """One row per stored run, with derived columns:
+    """One row per stored run (an LM config of the old single ``precision`` read as today's ``compute`` and
+    ``quant``, :func:`domains.lm.precision.upgrade_stored_config`), with derived columns:
 
     ``budget`` (the stored run length; for a run stored without one, its config's ``steps``),
     ``label`` (recipe plus its variant), ``config_key`` (the config as canonical JSON, for grouping),
@@ -31,7 +33,9 @@ def runs_frame(store: Store) -> pd.DataFrame:
     the run logged no such curve), ``eval_area`` (the headline metric's mean level over its evaluation curve,
     :func:`benchmarks.analysis.telemetry.curve_area`; NaN with fewer than two evaluations).
     """
-    rows = store.runs()
+    # Stored LM configs from before the precision split hold ``precision`` alone: read as (compute, quant), so they
+    # group with today's runs of the same setting (domains.lm.precision).
+    rows = [{**row, "config": upgrade_stored_config(row["domain"], row["config"])} for row in store.runs()]
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame

@@ -42,12 +42,14 @@ if TYPE_CHECKING:
 
 Pick = Callable[[pd.DataFrame], pd.Series]
 
-# The paper's names of our precisions: both FP4 E1M2 implementations are its "FP4"; FP32 on the CPU presets
-# stands where the paper trained in BF16 ("16-bit").
+# The paper's names of our precisions (the LM configs' ``quant`` values, and the old ``precision`` ones): both FP4
+# E1M2 implementations are its "FP4"; no quantization ("none") is its 16-bit, where FP32 on the CPU presets stands
+# for the paper's BF16.
 LABELS = {"int2": "INT2", "int3": "INT3", "int4": "INT4", "int8": "INT8", "fp4_e1m2": "FP4", "fp4_e1m2_ref": "FP4",
-          "mxfp4": "MXFP4", "nvfp4": "NVFP4", "bf16": "16-bit", "fp32": "16-bit"}
+          "mxfp4": "MXFP4", "nvfp4": "NVFP4", "bf16": "16-bit", "fp32": "16-bit", "none": "16-bit"}
 BITS = {"int2": "2-bit", "int3": "3-bit", "int4": "4-bit", "int8": "8-bit", "fp4_e1m2": "4-bit",
-        "fp4_e1m2_ref": "4-bit", "mxfp4": "4-bit", "nvfp4": "4-bit", "bf16": "16-bit", "fp32": "16-bit"}
+        "fp4_e1m2_ref": "4-bit", "mxfp4": "4-bit", "nvfp4": "4-bit", "bf16": "16-bit", "fp32": "16-bit",
+        "none": "16-bit"}
 LR_BOOTSTRAP_RESAMPLES = 1000
 
 
@@ -60,8 +62,9 @@ def part_name(template: str, config: Mapping, **names) -> str:
     """``template`` filled with the config's values (precisions by their paper names; ``{bits}`` the bit width
     of the precision) and ``names``."""
     values = _Blank({k: LABELS.get(str(v), str(v)) for k, v in config.items()})
-    if "precision" in config:
-        values["bits"] = BITS.get(str(config["precision"]), str(config["precision"]))
+    field = "quant" if "quant" in config else "precision"
+    if field in config:
+        values["bits"] = BITS.get(str(config[field]), str(config[field]))
     values.update(names)
     return template.format_map(values)
 

@@ -8,8 +8,8 @@ One command, under 8 minutes on one GPU, prints one Markdown table per part and 
   rounds, CUDA events, median, and the optimizer state bytes. Timings are reported, not judged (SPEC §5's
   targets, 1.5x now and 1.3x as the goal against AdamW(fused), are in the table); a non-finite parameter fails.
 * (b) the llama training step (forward, backward, ``AdamW(fused=True)``) at 60M, batch 64 x 256 random token ids,
-  under bf16 autocast, without QAT and with the projections swapped for ``domains.quant.QuantLinear`` in int4,
-  fp4_e1m2, mxfp4 and nvfp4 (``domains.quant.quantize_model``): tokens/s and step time relative to plain bf16.
+  of the llama domain's model at ``compute=bf16`` (bf16 autocast) with ``quant`` none, int4, fp4_e1m2, mxfp4 and
+  nvfp4 (the projections are ``domains.quant.QuantLinear``): tokens/s and step time relative to plain bf16.
   A non-finite loss fails.
 * (c) ``run_all.py --preset smoke --domains llama,moe,weather,quadratic --workers 4`` in a subprocess, into a
   temporary ``--out``: fails unless it exits 0, every domain stored runs, every run finished, on the device.
@@ -179,37 +179,35 @@ def step_times(device: torch.device, tiny: bool) -> PartResult:
 # --- (b) llama training step ----------------------------------------------------------------------
 
 
-def build_llama(size: str, vocab: int, seq_len: int, fmt: str | None, device: torch.device, seed: int = 0):
-    """transformers' LlamaForCausalLM at ``size`` (domains.llama's table), QAT projections in ``fmt`` if given."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_config(size: str, seq_len: int, quant_format: str):
+    """The llama domain's config of a part (b) cell: bf16 compute with ``quant_format`` (``none``: plain bf16),
+    as the ``paper`` preset's 16-bit and 4-bit runs are."""
+    from domains.llama.domain import LlamaConfig
 
-    from domains.llama.domain import SIZES
-    from domains.quant import quantize_model
+    return LlamaConfig(size=size, compute="bf16", quant=quant_format, seq_len=seq_len)
 
-    hidden, intermediate, heads, layers = SIZES[size]
-    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=intermediate,
-                         num_attention_heads=heads, num_key_value_heads=heads, num_hidden_layers=layers,
-                         max_position_embeddings=seq_len, rms_norm_eps=1e-6, tie_word_embeddings=False,
-                         use_cache=False)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    if fmt is not None:
-        quantize_model(model, fmt)
-    return model.to(device).train()
+
+def build_llama(config, vocab: int, device: torch.device, seed: int = 0):
+    """The llama domain's model for ``config`` (``domains.llama.domain.build_model``: QAT projections in its
+    quant format), on ``device`` in training mode."""
+    from domains.llama.domain import build_model
+
+    return build_model(config, vocab, seed).to(device).train()
 
 
 class TrainStep:
-    """One bf16-autocast training step (forward, backward, fused AdamW) of a model on a fixed random batch."""
+    """One training step (forward under the config's autocast, backward, fused AdamW) on a fixed random batch."""
 
-    def __init__(self, model, ids: torch.Tensor, device: torch.device):
+    def __init__(self, config, model, ids: torch.Tensor, device: torch.device):
         self.model, self.ids, self.device = model, ids, device
+        self.autocast_dtype = config.train_loop().autocast_dtype
         self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
         self.losses: list[torch.Tensor] = []
         self.timer = StepTimer(device)
 
     def __call__(self) -> None:
         self.opt.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             loss = self.model(input_ids=self.ids, labels=self.ids).loss
         loss.backward()
         self.opt.step()
@@ -221,9 +219,10 @@ def llama_steps(device: torch.device, tiny: bool) -> PartResult:
     size, vocab, batch, seq_len, warmup, rounds, per_round = (
         ("nano", 256, 2, 32, 1, 2, 1) if tiny else ("60M", PAPER_VOCAB, 64, 256, 3, 5, 2))
     ids = torch.randint(vocab, (batch, seq_len), generator=torch.Generator().manual_seed(0)).to(device)
-    steps = {"bf16": TrainStep(build_llama(size, vocab, seq_len, None, device), ids, device)}
-    for fmt in QAT_FORMATS:
-        steps[f"bf16+{fmt}"] = TrainStep(build_llama(size, vocab, seq_len, fmt, device), ids, device)
+    steps = {}
+    for fmt in ("none", *QAT_FORMATS):  # rows named by the config's precision label: bf16, bf16+int4, ...
+        config = llama_config(size, seq_len, fmt)
+        steps[config.precision] = TrainStep(config, build_llama(config, vocab, device), ids, device)
     for step in steps.values():
         for _ in range(warmup):
             step.timer.time(step)

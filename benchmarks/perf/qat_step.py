@@ -7,6 +7,9 @@ fp32 (SPEC §5 target: 4-bit QAT within 1.5x).
 
     python -m benchmarks.perf.qat_step
     python -m benchmarks.perf.qat_step --preset quick --precisions int4,fp4_e1m2,mxfp4,nvfp4 --rounds 20
+
+A precision is an old one-word name (``int4``: fp32 compute + INT4) or ``<compute>+<quant>`` (``bf16+int4``), as
+:func:`domains.lm.precision.parse_precision` reads it (bf16 is ~15x slower than fp32 on CPU in torch).
 """
 
 from __future__ import annotations

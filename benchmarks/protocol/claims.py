@@ -24,13 +24,17 @@ from benchmarks.audit.comparisons import (
 )
 from benchmarks.perf import optimizer_step
 from domains import quant
+from domains.lm.precision import NO_QUANT
 
-# Precision groups. The 4-bit formats are quant's (its integer formats of 4 bits and every FP4 format); the
-# paper's own 4-bit formats are INT4 and FP4 E1M2 (Table 1), ours in two implementations; the 16-bit
-# reference is BF16, and fp32 on the CPU presets, which train in fp32 where the paper used BF16.
+# Precision groups, values of the LM configs' ``quant`` field (domains.lm.precision; stored configs with the old
+# ``precision`` field are read as their (compute, quant) pair by the analysis frame). The 4-bit formats are quant's
+# (its integer formats of 4 bits and every FP4 format); the paper's own 4-bit formats are INT4 and FP4 E1M2
+# (Table 1), ours in two implementations; the 16-bit reference is no quantization: BF16 compute, and fp32 on the
+# CPU presets, which compute in fp32 where the paper used BF16. Comparisons stay within one compute dtype (it is
+# part of the config a comparison is made in).
 FOUR_BIT = getattr(quant, "FOUR_BIT_FORMATS", tuple(f for f in quant.FORMATS if quant.INT_BITS.get(f, 4) == 4))
 PAPER_FOUR_BIT = ("int4", "fp4_e1m2", "fp4_e1m2_ref")
-SIXTEEN_BIT = ("fp32", "bf16")
+SIXTEEN_BIT = (NO_QUANT,)
 EXTREMELY_LOW_BIT = ("int2", "int3", "int4")  # Fig. 5
 
 STEPS_RATIO_LIMIT = 0.75  # C4: "about half the steps" is reproduced when the steps ratio is significantly below this
@@ -42,7 +46,7 @@ RIVALS_4BIT = ("adam", "adam_clip", "adafactor", "spam")
 RIVALS_16BIT = RIVALS_4BIT + ("adam_mini",)
 FIG2_RECIPES = ("adam", "adafactor", "adam_mini", "spam")  # the optimizers of Fig. 2
 MUJOCO_ENVS = ("HalfCheetah", "Ant", "Hopper")  # Table 13's columns (its caption says Walker2d; the table Hopper)
-FOUR_BIT_ADAM_HURTS = Premise("precision", "adam", PAPER_FOUR_BIT, SIXTEEN_BIT)
+FOUR_BIT_ADAM_HURTS = Premise("quant", "adam", PAPER_FOUR_BIT, SIXTEEN_BIT)
 
 ABLATION_FULL = "adam+moret+adagn+adaclip"
 ABLATION_PARTIAL = ("adam", "adam+moret", "adam+moret+adaclip", "adam+moret+adagn", "adam+moret+adagn+spikeclip",
@@ -63,8 +67,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "C1", "4-bit training is more LR-sensitive than 16-bit; it diverges at larger LRs (Fig. 2)",
         (Source("Fig. 2", "arXiv"),),
-        Selection("llama", recipes=FIG2_RECIPES, config={"precision": PAPER_FOUR_BIT + SIXTEEN_BIT}),
-        (LessLrSensitiveAcross("precision", SIXTEEN_BIT, PAPER_FOUR_BIT, FIG2_RECIPES),),
+        Selection("llama", recipes=FIG2_RECIPES, config={"quant": PAPER_FOUR_BIT + SIXTEEN_BIT}),
+        (LessLrSensitiveAcross("quant", SIXTEEN_BIT, PAPER_FOUR_BIT, FIG2_RECIPES),),
         "LR sensitivity = mean over the (LR, seed) runs of min(1, metric / best LR's mean - 1), a diverged run "
         "counting 1; '16-bit is less sensitive' is tested per recipe and 4-bit format.",
         parts=tuple(f"{r} {f}" for r in FIG2_RECIPES for f in ("INT4", "FP4")),
@@ -73,16 +77,16 @@ CLAIMS: tuple[Claim, ...] = (
         "C2", "4-bit: Stable-SPAM beats Adam, Adam+GradClip, Adafactor and SPAM (Table 1; INT4 130M: 24.33 vs 26.4 "
         "/ 26.30 / 25.11 / 25.03)",
         (Source("Table 1", "arXiv"),),
-        Selection("llama", config={"precision": PAPER_FOUR_BIT}),
-        (Beats("stable_spam", RIVALS_4BIT, "{rival} {precision}"),),
+        Selection("llama", config={"quant": PAPER_FOUR_BIT}),
+        (Beats("stable_spam", RIVALS_4BIT, "{rival} {quant}"),),
         parts=tuple(f"{r} {f}" for r in RIVALS_4BIT for f in ("INT4", "FP4")),
         paper_effects={**_table(24.33, dict(zip(RIVALS_4BIT, (26.4, 26.30, 25.11, 25.03))), "{rival} INT4"),
                        **_table(26.31, dict(zip(RIVALS_4BIT, (28.9, 28.27, 26.89, 26.78))), "{rival} FP4")}),
     Claim(
         "C3", "4-bit Stable-SPAM beats 16-bit Adam (Fig. 1)",
         (Source("Fig. 1", "arXiv"), Source("Table 1", "arXiv")),
-        Selection("llama", recipes=("stable_spam", "adam"), config={"precision": PAPER_FOUR_BIT + SIXTEEN_BIT}),
-        (BeatsAcross("precision", "stable_spam", PAPER_FOUR_BIT, "adam", SIXTEEN_BIT, "{ours} vs 16-bit"),),
+        Selection("llama", recipes=("stable_spam", "adam"), config={"quant": PAPER_FOUR_BIT + SIXTEEN_BIT}),
+        (BeatsAcross("quant", "stable_spam", PAPER_FOUR_BIT, "adam", SIXTEEN_BIT, "{ours} vs 16-bit"),),
         "16-bit is BF16, or FP32 on the presets that train in FP32; effect sizes from LLaMA-350M (Table 1): at "
         "130M the paper's own FP4 Stable-SPAM (26.31) does not beat BF16 Adam (24.53).",
         parts=("INT4 vs 16-bit", "FP4 vs 16-bit"), premise=FOUR_BIT_ADAM_HURTS,
@@ -100,16 +104,16 @@ CLAIMS: tuple[Claim, ...] = (
         "C5", "16-bit: Stable-SPAM beats Adam, Adam+GradClip, Adafactor, SPAM and Adam-mini (Table 2; 60M: 28.84 vs "
         "34.09 / 33.33 / 32.57 / 30.46 / 34.10)",
         (Source("Table 2", "arXiv"),),
-        Selection("llama", config={"precision": SIXTEEN_BIT}),
+        Selection("llama", config={"quant": SIXTEEN_BIT}),
         (Beats("stable_spam", RIVALS_16BIT),),
         parts=RIVALS_16BIT,
         paper_effects=_table(28.84, dict(zip(RIVALS_16BIT, (34.09, 33.33, 32.57, 30.46, 34.10))), "{rival}")),
     Claim(
         "C6", "AdaGN + AdaClip improve Lion and Adam-mini in 4-bit (Table 3)",
         (Source("Table 3", "arXiv"),),
-        Selection("llama", config={"precision": PAPER_FOUR_BIT}),
-        (Beats("lion_stable", ("lion",), "{rival} {precision}"),
-         Beats("adam_mini_stable", ("adam_mini",), "{rival} {precision}")),
+        Selection("llama", config={"quant": PAPER_FOUR_BIT}),
+        (Beats("lion_stable", ("lion",), "{rival} {quant}"),
+         Beats("adam_mini_stable", ("adam_mini",), "{rival} {quant}")),
         parts=("lion INT4", "lion FP4", "adam_mini INT4", "adam_mini FP4"),
         paper_effects={"lion INT4": relative(38.49, 39.36), "lion FP4": relative(36.75, 39.89),
                        "adam_mini INT4": relative(34.61, 34.84), "adam_mini FP4": relative(34.65, 36.37)}),
@@ -117,7 +121,7 @@ CLAIMS: tuple[Claim, ...] = (
         "C7", "Ablation: MoRet helps Adam and the full AdaGN + AdaClip + MoRet beats every partial combination "
         "(Table 4, FP4 and BF16)",
         (Source("Table 4", "arXiv"),),
-        Selection("llama", config={"precision": PAPER_FOUR_BIT + SIXTEEN_BIT}),
+        Selection("llama", config={"quant": PAPER_FOUR_BIT + SIXTEEN_BIT}),
         (Beats(ABLATION_FULL, ABLATION_PARTIAL, "{rival} {bits}"),
          Beats("adam+moret", ("adam",), "{winner} vs {rival} {bits}")),
         parts=tuple(f"{r} {b}" for r in ABLATION_PARTIAL for b in ("4-bit", "16-bit"))
@@ -129,14 +133,14 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "C8", "4-bit Stable-SPAM's final-loss-vs-LR curve is flatter than Adam's (Fig. 7, FP4 and INT4)",
         (Source("Fig. 7", "arXiv"),),
-        Selection("llama", recipes=("adam", "stable_spam"), config={"precision": PAPER_FOUR_BIT}),
-        (LessLrSensitive("stable_spam", "adam"),),
+        Selection("llama", recipes=("adam", "stable_spam"), config={"quant": PAPER_FOUR_BIT}),
+        (LessLrSensitive("stable_spam", "adam", "{quant}"),),
         "sensitivity as in C1; lower is flatter",
         parts=("INT4", "FP4"), premise=FOUR_BIT_ADAM_HURTS),
     Claim(
         "C9", "Stable-SPAM has fewer gradient-norm spikes than Adam in 4-bit training (Table 10: FP4 26 vs 60)",
         (Source("Table 10", "review"),),
-        Selection("llama", recipes=("adam", "stable_spam"), config={"precision": PAPER_FOUR_BIT}),
+        Selection("llama", recipes=("adam", "stable_spam"), config={"quant": PAPER_FOUR_BIT}),
         (FewerSpikes("stable_spam", "adam"),),
         f"spikes: z-score > {telemetry.SPIKE_THRESHOLD:g} against the previous K steps, K = run length / 20 (at "
         f"least 10, at most the paper's {telemetry.SPIKE_WINDOW}): the paper's 100-step window on a 200-step run "
@@ -145,9 +149,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "C10", "Stable-SPAM beats Adam at INT2, INT3 and INT4 (Fig. 5)",
         (Source("Fig. 5", "arXiv"),),
-        Selection("llama", config={"precision": EXTREMELY_LOW_BIT}),
-        (Beats("stable_spam", ("adam",), "{precision}"),),
-        parts=("INT2", "INT3", "INT4"), premise=Premise("precision", "adam", EXTREMELY_LOW_BIT, SIXTEEN_BIT)),
+        Selection("llama", config={"quant": EXTREMELY_LOW_BIT}),
+        (Beats("stable_spam", ("adam",), "{quant}"),),
+        parts=("INT2", "INT3", "INT4"), premise=Premise("quant", "adam", EXTREMELY_LOW_BIT, SIXTEEN_BIT)),
     Claim(
         "C11", "MoE (OLMoE): Stable-SPAM reaches a lower validation loss than Adam (3k steps: 4.11 vs 4.65)",
         (Source("Table 4.2", "thesis"),),

@@ -6,10 +6,14 @@ of :mod:`domains.lm.textdata` (offline Shakespeare corpus by default; C4 through
 Metric: validation perplexity ``val_ppl`` = exp(token-weighted mean loss over a fixed held-out budget),
 lower is better.
 
-Precisions: ``fp32``; ``bf16`` (autocast; on CPU bf16 matmuls are ~15x slower than fp32 in torch, so
-the CPU presets use **fp32 as the 16-bit reference**); and quantization-aware training of the seven
-projection Linears with :func:`domains.quant.quantize_model` (``int2 int3 int4 int8 fp4_e1m2
-fp4_e1m2_ref mxfp4 nvfp4``; embeddings, lm_head and norms stay full precision).
+Precision is two orthogonal settings (:mod:`domains.lm.precision`): ``compute`` -- ``fp32`` or ``bf16``
+(autocast) -- and ``quant`` -- ``none`` or quantization-aware training of the seven projection Linears with
+:func:`domains.quant.quantize_model` (``int2 int3 int4 int8 fp4_e1m2 fp4_e1m2_ref mxfp4 nvfp4``; embeddings,
+lm_head and norms stay full precision). The ``paper`` preset computes in bf16 for its 16-bit and 4-bit runs alike,
+as the authors did (4-bit = bf16 + INT4/FP4 fake quantization). The CPU presets compute in fp32 (on CPU bf16
+matmuls are ~15x slower than fp32 in torch), so there **fp32 is the 16-bit reference** and 4-bit is fp32 + format.
+The old single ``precision`` (``fp32``, ``bf16``, or a format meaning fp32 + that format) is still accepted as an
+override, e.g. ``--set llama.precision=int4``, and means what it meant.
 
 Optimizer hyper-parameters: the domain declares its run (:meth:`LlamaDomain.run_profile`: steps, precision
 class, hidden size and heads, the peak LR for Adam-like recipes at this size) and the engine's policy
@@ -28,6 +32,7 @@ from domains.lm import quant
 from domains.lm.baselines import ngram_perplexity_baselines
 from domains.lm.causal_lm import evaluate_lm, next_token_loss
 from domains.lm.config import LMConfig, lm_rules
+from domains.lm.precision import NO_QUANT, QUANT_FORMATS, precision_class, resolve_alias
 from domains.lm.textdata import TextData
 from domains.training import TrainingJob, rank_and_world
 
@@ -48,13 +53,13 @@ CPU_SIZES = ("nano", "micro", "mini")
 PEAK_LR = {"nano": 5e-3, "micro": 2e-3, "mini": 1.5e-3, "60M": 1e-3, "130M": 1e-3, "350M": 4e-4, "1B": 2e-4,
            "7B": 2e-4}
 PAPER_STEPS = 20_000  # LLaMA-130M in the paper (20k steps for 130M/350M 4-bit)
-PRECISIONS = ("fp32", "bf16", *quant.FORMATS)
 
 
 @dataclass
 class LlamaConfig(LMConfig):
     """One LLaMA pretraining run (model size, precision, data, schedule, evaluation); the shared LM fields are
-    :class:`domains.lm.config.LMConfig`'s. ``precision``: fp32, bf16 (autocast) or a domains.lm.quant format (QAT)."""
+    :class:`domains.lm.config.LMConfig`'s. ``compute``: fp32 or bf16 (autocast); ``quant``: none or a
+    domains.lm.quant format (QAT); both together, e.g. bf16 + int4, are the paper's 4-bit runs."""
 
     group_size: int = 256  # quantization group (int and fp4_e1m2 formats)
 
@@ -67,6 +72,8 @@ class LlamaDomain(Domain):
     higher_is_better = False
     budget_unit = "optimizer steps"
     Config = LlamaConfig
+    # The degradation views' stress axis: the quantization format, unstressed without one.
+    stress_fields = {"quant": NO_QUANT}
     presets = {
         # seconds per run: the tests' preset. 140 steps: above the 134 in which SPAM's post-reset warm-up (150 of
         # the paper's 20k steps) is one whole step (benchmarks.protocol.hparams.minimum_steps)
@@ -78,26 +85,32 @@ class LlamaDomain(Domain):
         # ~30-60 s per run on 2 CPU cores: the committed studies
         "cpu": {"size": "micro", "vocab_size": 4096, "seq_len": 128, "batch_size": 16, "steps": 200,
                 "eval_every": 100, "eval_tokens": 65536},
-        # the published setting (GPU): LLaMA-130M on C4 with the T5 tokenizer
-        "paper": {"size": "130M", "precision": "bf16", "dataset": "c4", "tokenizer": "t5-base", "vocab_size": 32000,
+        # The CPU presets compute in fp32 (bf16 is ~15x slower than fp32 on CPU in torch): fp32 is their 16-bit
+        # reference. The published setting (GPU): LLaMA-130M on C4 with the T5 tokenizer, computing in bf16 for the
+        # 16-bit and the 4-bit runs alike (quant=int4: a bf16 model with INT4 fake quantization), as the authors did.
+        "paper": {"size": "130M", "compute": "bf16", "dataset": "c4", "tokenizer": "t5-base", "vocab_size": 32000,
                   "seq_len": 256, "batch_size": 512, "micro_batch_size": 64, "steps": PAPER_STEPS,
                   "warmup": 2000, "min_lr_ratio": 0.1, "eval_every": 1000, "eval_tokens": 10_000_000,
                   "eval_batch_size": 64, "checkpoint_every": 1000},
     }
 
+    def config(self, preset: str = "quick", overrides=None) -> LlamaConfig:
+        """The preset's config with ``overrides``; an old ``precision`` override is resolved into ``compute`` and
+        ``quant`` (:func:`domains.lm.precision.resolve_alias`)."""
+        return super().config(preset, resolve_alias(overrides, self.name))
+
     def validate(self, config: LlamaConfig) -> None:
         """Reject unknown names and impossible sizes (each message names the field)."""
-        check(self.name, lm_rules(config, SIZES, PRECISIONS), at_least(1, config, "group_size"))
+        check(self.name, lm_rules(config, SIZES, QUANT_FORMATS), at_least(1, config, "group_size"))
 
     # --- the run, for the engine's hyper-parameter policy -------------------------------------------
 
     def run_profile(self, config: LlamaConfig) -> RunProfile:
-        """Steps; low-bit for the QAT formats, else 16-bit (bf16) or 32-bit (fp32); the size's shape and peak LR."""
+        """Steps; low-bit when a quant format is set (whatever the compute dtype), else 16-bit (bf16) or 32-bit
+        (fp32, the 16-bit stand-in); the size's shape and peak LR."""
         hidden, _, heads, _ = SIZES[config.size]
-        precision = "low-bit" if config.precision in quant.FORMATS else \
-            "16-bit" if config.precision == "bf16" else "32-bit"
-        return RunProfile(optimizer_steps=config.steps, precision_class=precision, hidden_size=hidden, heads=heads,
-                          base_lr=PEAK_LR[config.size])
+        return RunProfile(optimizer_steps=config.steps, precision_class=precision_class(config), hidden_size=hidden,
+                          heads=heads, base_lr=PEAK_LR[config.size])
 
     # --- regime baselines ---------------------------------------------------------------------------
 
@@ -127,8 +140,9 @@ class LlamaDomain(Domain):
         data = TextData.load(config.dataset, config.vocab_size, config.seq_len, config.eval_tokens, config.tokenizer)
         model = build_model(config, data.vocab_size, ctx.seed)
         ctx.logger.log_info(parameters=sum(p.numel() for p in model.parameters()), hidden_size=SIZES[config.size][0],
-                            precision=config.precision, val_tokens=data.val_tokens, world_size=world,
-                            sixteen_bit_reference="bf16" if config.precision == "bf16" else "fp32", **data.info)
+                            precision=config.precision, compute=config.compute, quant=config.quant,
+                            val_tokens=data.val_tokens, world_size=world, sixteen_bit_reference=config.compute,
+                            **data.info)
 
         def batch_at(step: int) -> torch.Tensor:
             return data.train_batch(step, config.batch_size, ctx.seed, rank, world).to(ctx.device)
@@ -140,7 +154,7 @@ class LlamaDomain(Domain):
 
 
 def build_model(config: LlamaConfig, vocab_size: int, seed: int) -> torch.nn.Module:
-    """A freshly initialised LlamaForCausalLM of ``config.size``, QAT layers swapped in for low precision.
+    """A freshly initialised LlamaForCausalLM of ``config.size``, QAT layers swapped in for ``config.quant``.
 
     The initialisation draws from a forked RNG seeded with ``seed`` (same weights for the same seed,
     whatever the caller did with the global RNG).
@@ -156,6 +170,6 @@ def build_model(config: LlamaConfig, vocab_size: int, seed: int) -> torch.nn.Mod
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(hf_config)
-    if config.precision in quant.FORMATS:
-        quant.quantize_model(model, config.precision, group_size=config.group_size)
+    if config.quant != NO_QUANT:
+        quant.quantize_model(model, config.quant, group_size=config.group_size)
     return model

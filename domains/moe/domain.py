@@ -2,8 +2,8 @@
 
 What is trained: ``transformers.OlmoeForCausalLM`` (top-k routed SwiGLU experts, QK-norm attention) at
 the paper's size, OLMoE-1B-7B (hidden 2048, 16 layers, 16 heads, 64 experts, top-8, expert
-intermediate 1024; BF16 autocast, 3000 steps, LR 1e-4 for every recipe, validation at 1000/2000/3000),
-or shrunk for CPUs (``nano``/``micro``/``mini``: 4-8 experts, top-2, hidden 64-128). Data: the
+intermediate 1024; BF16 autocast (``compute=bf16``), 3000 steps, LR 1e-4 for every recipe, validation
+at 1000/2000/3000), or shrunk for CPUs (``nano``/``micro``/``mini``: 4-8 experts, top-2, hidden 64-128). Data: the
 text pipeline it shares with ``llama`` (:class:`domains.lm.textdata.TextData`; offline Shakespeare by default, C4 with the
 T5 tokenizer at the paper preset). Metric: ``val_loss``, the token-weighted next-token loss on the
 held-out budget (:func:`domains.lm.causal_lm.evaluate_lm`), lower is better; ``val_ppl`` alongside.
@@ -35,6 +35,7 @@ from domains.fields import at_least, check, one_of
 from domains.lm.baselines import ngram_perplexity_baselines
 from domains.lm.causal_lm import evaluate_lm, next_token_cross_entropy
 from domains.lm.config import LMConfig, lm_rules
+from domains.lm.precision import NO_QUANT, precision_class, resolve_alias
 from domains.lm.textdata import TextData
 from domains.moe.routing import (
     RouterLoadMeter,
@@ -54,7 +55,7 @@ SIZES = {
     "mini": (128, 256, 4, 4, 8, 2),
     "1B-7B": (2048, 1024, 16, 16, 64, 8),
 }
-PRECISIONS = ("fp32", "bf16")
+QUANT_FORMATS = (NO_QUANT,)  # the MoE runs are 16-bit only (the paper's OLMoE runs): no QAT here
 BALANCE_LOSSES = ("per_layer", "transformers")
 PAPER_LR = 1e-4  # the paper's LR for Adam and Stable-SPAM on OLMoE-1B-7B
 # Peak LR of Adam-like recipes at the CPU sizes. Checked on "micro" (quick preset, Adam): LR 1e-3 / 3e-3 / 1e-2 ->
@@ -64,8 +65,9 @@ _CPU_LR = {"nano": 5e-3, "micro": 3e-3, "mini": 3e-3}
 
 @dataclass
 class MoeConfig(LMConfig):
-    """One OLMoE pretraining run: the shared LM fields (:class:`domains.lm.config.LMConfig`, ``precision`` fp32 or
-    bf16) with this domain's defaults, and the router losses."""
+    """One OLMoE pretraining run: the shared LM fields (:class:`domains.lm.config.LMConfig`; ``compute`` fp32 or
+    bf16, ``quant`` none only) with this domain's defaults, and the router losses. The CPU presets compute in fp32
+    (bf16 is ~15x slower than fp32 on CPU in torch), the ``paper`` preset in bf16 as OLMoE did."""
 
     balance_loss: str = "per_layer"  # per_layer (OLMoE's) or transformers (the model's pooled aux_loss)
     router_aux_loss_coef: float = 0.01  # load-balancing loss weight (OLMoE)
@@ -103,23 +105,27 @@ class MoeDomain(Domain):
                 "eval_every": 60, "eval_tokens": 65536},
         # OLMoE-1B-7B as in the paper, on the llama paper preset's data (C4, T5 tokenizer, 512 x 256 tokens).
         # Its weights, gradients and fp32 Adam state (~112 GB) need more than one GPU's memory.
-        "paper": {"size": "1B-7B", "precision": "bf16", "dataset": "c4", "tokenizer": "t5-base", "vocab_size": 32000,
+        "paper": {"size": "1B-7B", "compute": "bf16", "dataset": "c4", "tokenizer": "t5-base", "vocab_size": 32000,
                   "seq_len": 256, "batch_size": 512, "micro_batch_size": 8, "steps": 3000, "eval_every": 1000,
                   "eval_tokens": 10_000_000, "eval_batch_size": 64, "checkpoint_every": 500},
     }
 
+    def config(self, preset: str = "quick", overrides=None) -> MoeConfig:
+        """The preset's config with ``overrides``; an old ``precision`` override is resolved into ``compute`` and
+        ``quant`` (:func:`domains.lm.precision.resolve_alias`)."""
+        return super().config(preset, resolve_alias(overrides, self.name))
+
     def validate(self, config: MoeConfig) -> None:
         """Reject unknown names and impossible values (each message names the field)."""
-        check(self.name, lm_rules(config, SIZES, PRECISIONS), one_of(BALANCE_LOSSES, config, "balance_loss"),
+        check(self.name, lm_rules(config, SIZES, QUANT_FORMATS), one_of(BALANCE_LOSSES, config, "balance_loss"),
               at_least(0, config, "router_aux_loss_coef", "router_z_loss_coef"))
 
     def run_profile(self, config: MoeConfig) -> RunProfile:
         """Steps; 16-bit (bf16) or 32-bit (fp32); the size's hidden size and heads; the peak LR of Adam-like recipes
         (the paper's 1e-4 at OLMoE-1B-7B, for Adam and Stable-SPAM alike; tuned at the CPU sizes)."""
         hidden, _, heads, *_ = SIZES[config.size]
-        precision = "16-bit" if config.precision == "bf16" else "32-bit"
-        return RunProfile(optimizer_steps=config.steps, precision_class=precision, hidden_size=hidden, heads=heads,
-                          base_lr=_CPU_LR.get(config.size, PAPER_LR))
+        return RunProfile(optimizer_steps=config.steps, precision_class=precision_class(config), hidden_size=hidden,
+                          heads=heads, base_lr=_CPU_LR.get(config.size, PAPER_LR))
 
     gate_baselines = ("unigram", "bigram")
 
@@ -140,7 +146,8 @@ class MoeDomain(Domain):
         hidden, _, _, _, experts, top_k = SIZES[config.size]
         ctx.logger.log_info(parameters=sum(p.numel() for p in model.parameters()),
                             active_parameters=active_parameters(model), hidden_size=hidden, experts=experts,
-                            experts_per_token=top_k, precision=config.precision, val_tokens=data.val_tokens,
+                            experts_per_token=top_k, precision=config.precision, compute=config.compute,
+                            val_tokens=data.val_tokens,
                             world_size=world, **data.info)
         routers = [layer.mlp.gate for layer in model.model.layers]
 

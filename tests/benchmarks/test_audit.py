@@ -83,6 +83,27 @@ def test_not_run_and_partially_run_name_the_parts(tmp_path):
     assert results["C10"].verdict == "partially run (1 of 3)" and "INT2, INT3" in results["C10"].why
 
 
+def test_stored_old_precision_configs_group_with_new_compute_quant_ones(tmp_path):
+    """Runs stored before the precision split (``precision`` alone) and after it (``compute``/``quant``) of the
+    same settings are one cell: the frame reads the old ones as their pair, and C3 compares across ``quant``."""
+    with Store(tmp_path / "runs.sqlite") as store:
+        for seed in range(5):
+            # 16-bit Adam stored the old way; the 4-bit runs half old, half new (fp32 + format either way)
+            write(store, "llama", "adam", seed, 300.0 + seed, {"bigram": 1000.0}, metric="val_ppl", precision="fp32")
+            for recipe, value in (("adam", 330.0), ("stable_spam", 250.0)):
+                old = {"precision": "int4"} if seed % 2 else {"compute": "fp32", "quant": "int4"}
+                write(store, "llama", recipe, seed, value + seed, {"bigram": 1000.0}, metric="val_ppl", **old)
+        frame = runs_frame(store)
+    assert {(c["compute"], c["quant"]) for c in frame["config"]} == {("fp32", "none"), ("fp32", "int4")}
+    assert not any("precision" in c for c in frame["config"])
+    assert frame["config_key"].nunique() == 2  # old and new int4 runs share one config
+    result = audited(tmp_path, ["C3"])["C3"]
+    (check,) = result.checks
+    assert check.result.n == 5 and check.result.estimate == pytest.approx(250.0 - 300.0)  # all 5 seeds paired
+    assert check.part == "INT4 vs 16-bit" and check.outcome == "supports"
+    assert result.verdict == "partially run (1 of 2)"  # FP4 not run here
+
+
 def test_premise_absent_when_four_bit_adam_is_not_worse(tmp_path):
     """C3 on INT4 and FP4: Stable-SPAM 4-bit clearly beats 16-bit Adam, but 4-bit Adam is no worse than 16-bit."""
     noise = (0.5, -0.5, 1.0, -1.0, 0.0)

@@ -214,18 +214,41 @@ def test_a_study_recipe_item_carries_its_own_hyper_parameters():
 
 
 def test_a_study_can_run_a_recipe_at_some_grid_points_only():
-    """llama `main`: Adam-mini appears in the paper's 16-bit table only, so it runs at fp32 only on CPU presets;
-    asked for by name with --optimizers, it runs at every precision of the grid."""
+    """llama `main`: Adam-mini appears in the paper's 16-bit table only, so it runs without quantization only;
+    asked for by name with --optimizers, it runs at every quant format of the grid."""
     specs = expand(SuiteRequest(preset="cpu", domains=("llama",), studies=("main",), seeds=1)).specs
-    precisions = {}
+    formats = {}
     for spec in specs:
-        precisions.setdefault(spec.recipe, set()).add(spec.config["precision"])
-    assert precisions.pop("adam_mini") == {"fp32"}
-    assert set(precisions) == {"adam", "adam_clip", "adafactor", "spam", "stable_spam"}
-    assert all(p == {"int4", "fp4_e1m2", "fp32"} for p in precisions.values())
+        formats.setdefault(spec.recipe, set()).add((spec.config["compute"], spec.config["quant"]))
+    assert formats.pop("adam_mini") == {("fp32", "none")}
+    assert set(formats) == {"adam", "adam_clip", "adafactor", "spam", "stable_spam"}
+    assert all(p == {("fp32", "int4"), ("fp32", "fp4_e1m2"), ("fp32", "none")} for p in formats.values())
     asked = expand(SuiteRequest(preset="cpu", domains=("llama",), studies=("main",), seeds=1,
                                 optimizers=parse_optimizers("adam_mini"))).specs
-    assert sorted(s.config["precision"] for s in asked) == ["fp32", "fp4_e1m2", "int4"]
+    assert sorted(s.config["quant"] for s in asked) == ["fp4_e1m2", "int4", "none"]
+
+
+def test_the_paper_grid_computes_in_bf16_for_the_16_bit_and_the_4_bit_cells():
+    specs = expand(SuiteRequest(preset="paper", domains=("llama",), studies=("main",), seeds=1)).specs
+    assert {(s.config["compute"], s.config["quant"]) for s in specs} == {("bf16", "int4"), ("bf16", "fp4_e1m2"),
+                                                                         ("bf16", "none")}
+    assert "precision" not in specs[0].config  # stored as the two settings
+
+
+def test_an_old_precision_set_replaces_the_grid_axis_and_keeps_its_meaning():
+    """``--set llama.precision=int4,fp4_e1m2`` (the CLI's example) replaced the grid's precision axis: it now
+    replaces the quant axis, and on the bf16 paper preset a bare format still means fp32 + that format."""
+    for preset, compute in (("cpu", "fp32"), ("paper", "fp32")):
+        request = SuiteRequest(preset=preset, domains=("llama",), studies=("lr_sweep",), seeds=1,
+                               sets={"llama": {"precision": ("int4", "fp4_e1m2")}})
+        specs = expand(request).specs
+        assert {(s.config["compute"], s.config["quant"]) for s in specs} == {(compute, "int4"), (compute, "fp4_e1m2")}
+        for spec in specs:  # a worker rebuilds the same config from the stored overrides
+            rebuilt = __import__("domains").get("llama").config(preset, spec.overrides)
+            assert (rebuilt.compute, rebuilt.quant) == (spec.config["compute"], spec.config["quant"])
+    request = SuiteRequest(preset="cpu", domains=("llama",), studies=("lr_sweep",), seeds=1,
+                           sets={"llama": {"precision": ("int4",), "compute": ("bf16",)}})
+    assert {(s.config["compute"], s.config["quant"]) for s in expand(request).specs} == {("bf16", "int4")}
 
 
 def test_a_budget_reaches_the_hyper_parameters_derived_from_the_step_count():

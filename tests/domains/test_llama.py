@@ -87,7 +87,7 @@ def test_every_study_exists_at_every_preset_with_registered_recipes(llama):
             for point in itertools.product(*spec.grid.values()):
                 llama.config(preset, dict(zip(spec.grid, point)))
     main = studies["main"]["cpu"]
-    assert set(main.grid["precision"]) == {"int4", "fp4_e1m2", "fp32"} and main.seeds == 3
+    assert set(main.grid["quant"]) == {"int4", "fp4_e1m2", "none"} and main.seeds == 3
     assert len(studies["lr_sweep"]["cpu"].lrs) == 4
     import optimizers
 

@@ -49,11 +49,11 @@ def test_presets_build_and_bad_values_are_named(moe):
     paper = moe.config("paper")
     # hidden, expert intermediate, heads, layers, experts, top-k
     assert SIZES[paper.size] == (2048, 1024, 16, 16, 64, 8)
-    assert (paper.precision, paper.steps, paper.eval_every, paper.dataset, paper.tokenizer) == \
-        ("bf16", 3000, 1000, "c4", "t5-base")
+    assert (paper.compute, paper.quant, paper.steps, paper.eval_every, paper.dataset, paper.tokenizer) == \
+        ("bf16", "none", 3000, 1000, "c4", "t5-base")
     for preset in ("smoke", "quick", "cpu"):
         config = moe.config(preset)
-        assert config.steps == 3 * config.eval_every and config.precision == "fp32"
+        assert config.steps == 3 * config.eval_every and (config.compute, config.quant) == ("fp32", "none")
     assert moe.metric == "val_loss" and not moe.higher_is_better and moe.default_study == "moe"
     with pytest.raises(ConfigError, match="balance_loss"):
         moe.config("smoke", {"balance_loss": "global"})
@@ -80,7 +80,7 @@ def test_hparams_paper_lr_and_llama_stability_settings(moe):
     assert (spam["gamma1"], spam["gamma2"], spam["gamma3"], spam["total_T"]) == (0.85, 0.99999, 0.999, 3000)
     assert spam["reset_interval"] == 3000 / 20
     # the llama domain's settings for a 16-bit run of the same length, reset interval included
-    llama = default_hparams(domains.get("llama"), "stable_spam", LlamaConfig(precision="bf16", steps=cpu.steps))
+    llama = default_hparams(domains.get("llama"), "stable_spam", LlamaConfig(compute="bf16", steps=cpu.steps))
     ours = default_hparams(moe, "stable_spam", cpu)
     assert {k: v for k, v in ours.items() if k != "lr"} == {k: v for k, v in llama.items() if k != "lr"}
     mini = default_hparams(moe, "adam_mini", cpu)
@@ -181,7 +181,7 @@ def test_micro_batches_give_the_mean_loss_telemetry_and_gradient_of_their_parts(
 
 
 def test_bf16_autocast_gives_a_finite_loss(moe, batch):
-    config = moe.config("smoke", {"precision": "bf16"})
+    config = moe.config("smoke", {"compute": "bf16"})
     model = build_model(config, text_data(config).vocab_size, seed=0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, extras = moe_loss(model, batch[:2], config)

@@ -101,7 +101,7 @@ def test_backward_inside_an_autocast_region_gives_the_same_gradients():
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_tiny_qat_llama_trains_under_bf16_autocast(fmt):
-    model = build_model(LlamaConfig(size="nano", precision=fmt, seq_len=32), vocab_size=256, seed=0).train()
+    model = build_model(LlamaConfig(size="nano", quant=fmt, seq_len=32), vocab_size=256, seed=0).train()
     assert sum(isinstance(m, QuantLinear) for m in model.modules()) == 7 * 2  # 7 projections x 2 layers
     ids = torch.randint(256, (4, 32), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
