@@ -37,7 +37,7 @@ stopped. Outputs in --out: runs.sqlite, runs.csv (+ runs.parquet), tables/*.md|t
 EPILOG = f"""\
 examples:
   python run_all.py --preset smoke --domains quadratic --optimizers adam,stable_spam --seeds 2
-  python run_all.py --study lr_sweep --domains llama --lrs 1e-4,5e-4,1e-3 --set llama.precision=int4,fp4_e1m2
+  python run_all.py --study lr_sweep --domains llama --lrs 1e-4,5e-4,1e-3 --set llama.quant=int4,fp4_e1m2
   python run_all.py --optimizers adam,stable_spam:gamma1=0.85:gamma2=0.99999 --set weather.severity=0,2,5
   python run_all.py --suite my_suite.toml --workers 2
   RAY_ADDRESS=auto python run_all.py --backend ray --preset paper
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "own lr= wins)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="DOMAIN.FIELD=V[,V]",
                         help="set a domain config field; several comma-separated values make a grid "
-                             "(e.g. llama.precision=int4,fp4_e1m2, weather.severity=0,2,5). Repeatable")
+                             "(e.g. llama.quant=int4,fp4_e1m2 llama.compute=bf16, weather.severity=0,2,5). Repeatable")
     parser.add_argument("--suite", default=None, metavar="FILE",
                         help="suite file (TOML, or YAML by suffix) declaring the same options; flags given here win")
     parser.add_argument("--out", default=None, metavar="DIR",
