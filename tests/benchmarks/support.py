@@ -9,9 +9,9 @@ from typing import Iterator
 
 import numpy as np
 
-import domains
 from benchmarks.planning import RunSpec
 from benchmarks.store import Curve, RunRecord, Store
+from tests.support import registry as support_registry
 
 SERIES = ("loss", "lr", "grad_norm_before", "grad_norm_after", "clip_fraction", "reset", "tokens", "aux")
 
@@ -58,16 +58,10 @@ def write_many(path: str, worker: int, count: int, steps: int = 2000) -> list[st
 
 @contextmanager
 def registered(domain_class) -> Iterator[object]:
-    """``domain_class`` registered with ``domains`` for the duration of the block, the registry restored after
-    (so no test leaves a domain behind)."""
-    registry = domains._REGISTRY  # domains offers no unregister; the registry is restored as it was
-    before = dict(registry)
-    domains.register(domain_class)
-    try:
-        yield domains.get(domain_class.name)
-    finally:
-        registry.clear()
-        registry.update(before)
+    """``domain_class`` registered with ``domains`` for the duration of the block (see
+    :func:`tests.support.registry.registered`, which this delegates to)."""
+    with support_registry.registered(domain_class) as domain:
+        yield domain
 
 
 if __name__ == "__main__":  # writer loop for the kill test: python tests/benchmarks/support.py STORE

@@ -224,7 +224,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny, die_at, tmp_path):
     assert params[primary]["counters"]["step"] == sum(r["updates"] for _, r in saved["run"]["logger"]["steps"])
     assert saved["model"] == f"model_{saved['step']}.zip"
     if tiny is TINY_SAC:
-        assert saved["replay"] == f"replay_{saved['step']}.pkl" and (tmp_path / saved["replay"]).exists()
+        assert saved["replay"] == f"replay_{saved['step']}.npz" and (tmp_path / saved["replay"]).exists()
     else:
         assert set(saved["vec_normalize"]) == {"obs_rms", "ret_rms"}  # PPO normalises observations
 
