@@ -43,9 +43,14 @@ def enabled() -> bool:
 
 
 def compile_options(device_type: str) -> dict[str, Any]:
-    """Inductor options for the passes on ``device_type``: on CUDA the per-tensor kernels of a pass are joined
-    into combo kernels (one launch per pass instead of one per tensor)."""
-    return {"combo_kernels": True} if device_type == "cuda" else {}
+    """Inductor options for the passes on ``device_type``: casts rounded as in eager; on CUDA the per-tensor
+    kernels of a pass joined into combo kernels (one launch per pass instead of one per tensor)."""
+    # emulate_precision_casts: a bf16 parameter is rounded where the reference rounds it (inductor would
+    # otherwise keep the fp32 value across ``.to(bfloat16).to(float32)``)
+    options: dict[str, Any] = {"emulate_precision_casts": True}
+    if device_type == "cuda":
+        options["combo_kernels"] = True
+    return options
 
 
 # --- the passes (plain PyTorch; torch.compile fuses them) ------------------------------------------------
@@ -138,7 +143,7 @@ def compiled_pass(name: str, device_type: str) -> Callable:
     key = (name, device_type)
     if key not in _compiled:
         _compiled[key] = torch.compile(_PASSES[name], fullgraph=True, dynamic=False,
-                                       options=compile_options(device_type) or None)
+                                       options=compile_options(device_type))
     return _compiled[key]
 
 
