@@ -28,7 +28,6 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-import torch._inductor.inductor_prims  # noqa: F401  (registers torch.ops.prims.fma)
 from .backends import AdaClipScalars, AdamArgs, Backend, ForeachBackend
 
 #: Parameter dtypes the compiled passes take (state fp32); the others go to the reference.
@@ -142,6 +141,7 @@ def compiled_pass(name: str, device_type: str) -> Callable:
     itself happens at the first call for each tensor list)."""
     key = (name, device_type)
     if key not in _compiled:
+        import torch._inductor.inductor_prims  # noqa: F401  (registers torch.ops.prims.fma; slow, so only here)
         _compiled[key] = torch.compile(_PASSES[name], fullgraph=True, dynamic=False,
                                        options=compile_options(device_type))
     return _compiled[key]
