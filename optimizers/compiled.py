@@ -147,6 +147,14 @@ def compiled_pass(name: str, device_type: str) -> Callable:
     return _compiled[key]
 
 
+def _warn_once(message: str) -> None:
+    """One RuntimeWarning per process about the compiled step."""
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"compiled optimizer step unavailable: {message}", RuntimeWarning, stacklevel=5)
+
+
 class CompiledBackend(Backend):
     """The passes of `optimizers.backends.Backend` compiled by ``torch.compile`` (see the module docstring);
     `ForeachBackend` after a failed compilation (``failure`` says why)."""
@@ -160,22 +168,23 @@ class CompiledBackend(Backend):
         return param.dtype in DTYPES and param.layout == torch.strided and param.numel() > 0
 
     def _run(self, name: str, device: torch.device, *args: Any) -> tuple[bool, Any]:
-        """``(True, result)`` of the compiled pass, or ``(False, None)`` when it cannot be compiled (then once
-        per process a warning, and this backend runs the reference from now on)."""
+        """``(True, result)`` of the compiled pass, or ``(False, None)`` when it cannot be compiled: then once
+        per process a warning, and this backend runs the reference from now on (or, when dynamo's recompile
+        limit is reached, for the tensor lists beyond it)."""
         if self.failure is not None:
             return False, None
         try:
             return True, compiled_pass(name, device.type)(*args)
+        except torch._dynamo.exc.FailOnRecompileLimitHit:
+            _warn_once(f"{name}: more tensor lists than torch._dynamo.config.recompile_limit; those run "
+                       "the multi-tensor reference")
+            return False, None
         except (torch._dynamo.exc.BackendCompilerFailed, torch._dynamo.exc.Unsupported,
                 torch._dynamo.exc.InternalTorchDynamoError, OSError) as err:
             # compilation happens before any kernel runs, so nothing has been written yet
             self.failure = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-            global _warned
-            if not _warned:
-                _warned = True
-                warnings.warn(f"compiled optimizer step unavailable ({self.failure[:300]}); using the multi-tensor "
-                              "reference (set OPTIMIZERS_COMPILE=0 to skip the attempt)", RuntimeWarning,
-                              stacklevel=4)
+            _warn_once(f"{self.failure[:300]}; using the multi-tensor reference (set OPTIMIZERS_COMPILE=0 to "
+                       "skip the attempt)")
             return False, None
 
     def abs_max(self, grads: list[Tensor], dtype: torch.dtype) -> Tensor:

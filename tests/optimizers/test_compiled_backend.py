@@ -120,6 +120,28 @@ def test_failed_compilation_falls_back_to_the_reference_with_one_warning(monkeyp
     assert all(torch.equal(a, b) for a, b in zip(*results))
 
 
+def test_past_the_recompile_limit_new_tensor_lists_run_the_reference(runs, monkeypatch):
+    runs("spam", torch.float32)                              # the passes hold graphs already
+    monkeypatch.setattr(optimizers.compiled, "_warned", False)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    out = []
+    for backend in ("compiled", "foreach"):
+        params = [torch.nn.Parameter(torch.ones(s)) for s in ((6, 5), (19,))]
+        opt = optimizers.build("spam", params, lr=1e-2)
+        opt.backend = backend
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for k in range(3):
+                for p in params:
+                    p.grad = torch.full(p.shape, float(k + 1))
+                opt.step()
+        if backend == "compiled":
+            assert sum("recompile_limit" in str(w.message) for w in caught) == 1
+            assert opt._backends[(torch.device("cpu"), "compiled")].failure is None
+        out.append([p.detach().clone() for p in params])
+    assert all(torch.equal(a, b) for a, b in zip(*out))
+
+
 def test_backend_choice():
     assert select_backend(torch.device("cpu")).name in ("native", "chunked")     # today's CPU default
     assert isinstance(select_backend(torch.device("cpu"), "compiled"), CompiledBackend)
