@@ -96,8 +96,8 @@ def test_step_leaves_p_grad_as_the_caller_left_it(runs, name):
 
 def test_failed_compilation_falls_back_to_the_reference_with_one_warning(monkeypatch):
     monkeypatch.setattr(optimizers.compiled, "_warned", False)
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
-    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", (None, "no-such-compiler-here"))
+    # (torch's config modules are patched with their own context manager: monkeypatch would delete the entries)
+    no_compiler = torch._inductor.config.patch({"fx_graph_cache": False, "cpp.cxx": (None, "no-such-compiler-here")})
     shapes = [(11, 3), (13,)]                                # new shapes: a fresh compilation
     gen = torch.Generator().manual_seed(5)
     grads = [[torch.randn(s, generator=gen) for s in shapes] for _ in range(3)]
@@ -106,7 +106,7 @@ def test_failed_compilation_falls_back_to_the_reference_with_one_warning(monkeyp
         params = [torch.nn.Parameter(torch.ones(s)) for s in shapes]
         opt = optimizers.build("stable_spam", params, lr=1e-2, reset_interval=2)
         opt.backend = backend
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, no_compiler:
             warnings.simplefilter("always")
             for gs in grads:
                 for p, g in zip(params, gs):
@@ -123,13 +123,12 @@ def test_failed_compilation_falls_back_to_the_reference_with_one_warning(monkeyp
 def test_past_the_recompile_limit_new_tensor_lists_run_the_reference(runs, monkeypatch):
     runs("spam", torch.float32)                              # the passes hold graphs already
     monkeypatch.setattr(optimizers.compiled, "_warned", False)
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     out = []
     for backend in ("compiled", "foreach"):
         params = [torch.nn.Parameter(torch.ones(s)) for s in ((6, 5), (19,))]
         opt = optimizers.build("spam", params, lr=1e-2)
         opt.backend = backend
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, torch._dynamo.config.patch(recompile_limit=1):
             warnings.simplefilter("always")
             for k in range(3):
                 for p in params:
