@@ -19,21 +19,26 @@ from torch import Tensor
 from .backends import Backend, ForeachBackend
 from .base import InstrumentedOptimizer, StatsAccumulator, evaluate_closure
 from .chunked import ChunkedBackend
+from .compiled import CompiledBackend
+from .compiled import enabled as compile_enabled
 from .foreach_utils import group_indices, state_dtype
 from .native import NativeBackend, library
 
 #: Values of `GroupedStepOptimizer.backend`.
-BACKENDS = ("auto", "native", "chunked", "foreach")
+BACKENDS = ("auto", "native", "chunked", "compiled", "foreach")
 _REFERENCE = ForeachBackend()
 
 
 def select_backend(device: torch.device, preference: str = "auto") -> Backend:
     """The backend for ``device``: on CPU the native kernels (`optimizers.native`) when they can be built, else
-    the chunked path; elsewhere the multi-tensor reference. ``preference`` ("native", "chunked", "foreach")
-    asks for one; a CPU backend asked for on another device, or native kernels that cannot be built, give the
-    next one down."""
+    the chunked path; on CUDA the passes compiled by torch.compile (`optimizers.compiled`; the reference when
+    ``OPTIMIZERS_COMPILE=0``); elsewhere the multi-tensor reference. ``preference`` ("native", "chunked",
+    "compiled", "foreach") asks for one; a CPU backend asked for on another device, or native kernels that cannot
+    be built, give the next one down; "compiled" is honoured on any device."""
     if preference not in BACKENDS:
         raise ValueError(f"unknown backend {preference!r}; choose from {', '.join(BACKENDS)}")
+    if preference == "compiled" or (preference == "auto" and device.type == "cuda" and compile_enabled()):
+        return CompiledBackend()
     if device.type != "cpu" or preference == "foreach":
         return _REFERENCE
     if preference in ("auto", "native"):
@@ -48,7 +53,7 @@ class GroupedStepOptimizer(InstrumentedOptimizer, metaclass=abc.ABCMeta):
     ``step()`` and the stats protocol's bookkeeping; subclasses implement ``_update``."""
 
     #: Which backend runs the step: "auto" (per device, see `select_backend`), or "native", "chunked",
-    #: "foreach" (the reference). The backend for a (device, setting) is chosen at its first step and kept.
+    #: "compiled", "foreach" (the reference). The backend for a (device, setting) is chosen at its first step and kept.
     backend: str = "auto"
 
     @property

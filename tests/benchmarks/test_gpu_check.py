@@ -36,16 +36,19 @@ def test_part_a_times_every_optimizer_at_each_size_with_adamw_state_bytes():
     result = gpu_check.step_times(CPU, tiny=True)
     assert result.failures == []
     rows = _rows(result.table)
-    names = ["AdamW(fused)", "AdamW(foreach)", *gpu_check.STEP_OPTIMIZERS]
+    names = ["AdamW(fused)", "AdamW(foreach)", *gpu_check.STEP_OPTIMIZERS, *gpu_check.BACKEND_ROWS]
     assert [row[1] for row in rows] == names * 2  # nano, then micro
     for row in rows:
-        assert float(row[2]) > 0 and math.isfinite(float(row[2]))
+        assert float(row[3]) > 0 and math.isfinite(float(row[3]))
+        if row[1].endswith("]"):                  # an explicit backend: it stepped with that one
+            assert row[2] == row[1].rstrip("]").partition("[")[2]
     # AdamW keeps exp_avg and exp_avg_sq (8 B per fp32 parameter) and a 4 B step tensor per parameter tensor.
     # nano with vocab 1024: 230,208 parameters in 21 tensors; micro: 1,053,824 in 39.
-    for row, (numel, tensors) in zip((rows[0], rows[1], rows[6], rows[7]),
+    per_size = len(names)
+    for row, (numel, tensors) in zip((rows[0], rows[1], rows[per_size], rows[per_size + 1]),
                                      ((230208, 21), (230208, 21), (1053824, 39), (1053824, 39))):
-        assert float(row[5]) == pytest.approx((8 * numel + 4 * tensors) / 2**20, abs=0.05)
-    assert rows[0][3] == "1.00x" and rows[1][4] == "1.00x"  # each baseline against itself
+        assert float(row[7]) == pytest.approx((8 * numel + 4 * tensors) / 2**20, abs=0.05)
+    assert rows[0][4] == "1.00x" and rows[1][5] == "1.00x"  # each baseline against itself
 
 
 def test_part_b_reports_bf16_and_the_four_qat_formats_with_consistent_throughput():
