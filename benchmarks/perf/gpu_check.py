@@ -18,8 +18,8 @@ One command, under 8 minutes on one GPU, prints one Markdown table per part and 
 * (d) each fused optimizer (stable_spam, spam, adam_clip) stepped on CPU and on the device from the same
   parameters and gradients (small tensors, gradient spikes, 30 steps, momentum resets every 10 / 25 steps):
   fails when a parameter differs by more than 1e-5 (1% of one step's size at lr 1e-3; fp32 rounding differences
-  stay far below: the CPU's two paths differ by at most 5e-7 here). The device side takes the multi-tensor path
-  (``cpu_fast_path = False``), so ``--device cpu`` compares the CPU chunked path with the path accelerators take.
+  stay far below: the CPU's two paths differ by at most 5e-7 here). On CUDA the device side takes its default
+  (the compiled backend); ``--device cpu`` compares the CPU default (native kernels) with the foreach reference.
 
 Without CUDA (and without ``--device``) it prints one line saying so and exits 0. ``--device cpu --tiny`` runs
 every part's logic on the CPU with tiny shapes (what the tests run); ``--parts a,d`` picks parts.
@@ -356,8 +356,8 @@ def optimizer_parity(name: str, device: torch.device, steps: int = PARITY_STEPS)
     dev = [torch.nn.Parameter(t.clone().to(device)) for t in initial]
     hparams = dict(lr=1e-3, weight_decay=0.0, **PARITY_HPARAMS[name])
     ref_opt, dev_opt = optimizers.build(name, ref, **hparams), optimizers.build(name, dev, **hparams)
-    if hasattr(dev_opt, "cpu_fast_path"):
-        dev_opt.cpu_fast_path = False  # the multi-tensor path, which accelerators take
+    if device.type == "cpu" and hasattr(dev_opt, "backend"):
+        dev_opt.backend = "foreach"  # the multi-tensor reference; on CUDA "auto" takes the compiled backend
     worst = 0.0
     for grads in parity_gradients(steps):
         for p, q, g in zip(ref, dev, grads):
