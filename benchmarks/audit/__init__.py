@@ -8,18 +8,18 @@
 """
 
 from benchmarks.audit.auditor import audit
-from benchmarks.audit.verdicts import (
-                                       INCONCLUSIVE,
-                                       NOT_REPRODUCED,
-                                       NOT_RUN,
-                                       PARTIALLY_RUN,
-                                       PREMISE_ABSENT,
-                                       REGIME_NOT_REACHED,
-                                       REPRODUCED,
-                                       UNDERPOWERED,
-                                       VERDICTS,
-                                       ClaimResult,
+from benchmarks.audit.grading import (
+                                      INCONCLUSIVE,
+                                      NOT_REPRODUCED,
+                                      NOT_RUN,
+                                      PARTIALLY_RUN,
+                                      PREMISE_ABSENT,
+                                      REGIME_NOT_REACHED,
+                                      REPRODUCED,
+                                      UNDERPOWERED,
+                                      VERDICTS,
 )
+from benchmarks.audit.verdicts import ClaimResult
 
 __all__ = ["INCONCLUSIVE", "NOT_REPRODUCED", "NOT_RUN", "PARTIALLY_RUN", "PREMISE_ABSENT", "REGIME_NOT_REACHED",
            "REPRODUCED", "UNDERPOWERED", "VERDICTS", "ClaimResult", "audit"]
