@@ -10,21 +10,9 @@ import math
 from dataclasses import dataclass, field
 
 from benchmarks.analysis.stats import summarize
-from benchmarks.audit.grading import (
-    INCONCLUSIVE,
-    NOT_REPRODUCED,
-    NOT_RUN,
-    PARTIALLY_RUN,
-    PREMISE_ABSENT,
-    REGIME_NOT_REACHED,
-    REPRODUCED,
-    UNDERPOWERED,
-    VERDICTS,
-    Check,
-)
+from benchmarks.audit.grading import NOT_RUN, Check
 
-__all__ = ["INCONCLUSIVE", "NOT_REPRODUCED", "NOT_RUN", "PARTIALLY_RUN", "PREMISE_ABSENT", "REGIME_NOT_REACHED",
-           "REPRODUCED", "UNDERPOWERED", "VERDICTS", "ClaimResult", "summary_text", "result_text"]
+__all__ = ["ClaimResult", "summary_text", "result_text"]
 
 
 @dataclass

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from benchmarks.planning import RunSpec
 from benchmarks.store import Curve, RunRecord, Store
-from tests.support import registry as support_registry
 
 SERIES = ("loss", "lr", "grad_norm_before", "grad_norm_after", "clip_fraction", "reset", "tokens", "aux")
 
@@ -55,13 +52,6 @@ def write_many(path: str, worker: int, count: int, steps: int = 2000) -> list[st
             ids.append(spec.run_id)
     return ids
 
-
-@contextmanager
-def registered(domain_class) -> Iterator[object]:
-    """``domain_class`` registered with ``domains`` for the duration of the block (see
-    :func:`tests.support.registry.registered`, which this delegates to)."""
-    with support_registry.registered(domain_class) as domain:
-        yield domain
 
 
 if __name__ == "__main__":  # writer loop for the kill test: python tests/benchmarks/support.py STORE

@@ -14,7 +14,8 @@ from benchmarks.outputs.report import build_outputs
 from benchmarks.protocol.claims import CLAIMS
 from benchmarks.store import Curve, Store
 from domains.base import Domain
-from tests.benchmarks.support import make_record, make_spec, registered
+from tests.benchmarks.support import make_record, make_spec
+from tests.support.registry import registered
 
 # weather test MSE per (severity, recipe): three seeds each, chosen so Stable-SPAM's edge grows with severity
 WEATHER = {

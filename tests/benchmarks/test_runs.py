@@ -18,7 +18,7 @@ from benchmarks.planning.request import parse_optimizers
 from benchmarks.protocol.hparams import default_hparams
 from benchmarks.store import Store
 from domains.base import Domain, StudySpec
-from tests.benchmarks.support import registered
+from tests.support.registry import registered
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = ["--preset", "smoke", "--domains", "quadratic"]

@@ -16,7 +16,7 @@ from benchmarks.planning.recipe_check import validate_recipes
 from benchmarks.planning.request import expand_hparam_grid, parse_optimizers, parse_sets
 from benchmarks.planning.suite_file import load_suite_file
 from domains.base import Domain, RunProfile, StudySpec
-from tests.benchmarks.support import registered
+from tests.support.registry import registered
 
 REPO = Path(__file__).resolve().parents[2]
 
