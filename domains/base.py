@@ -160,6 +160,9 @@ class Domain(ABC):
     # The names among baselines() that gate the regime (None: all of them). Reference points that are not
     # trivial (e.g. a fitted linear forecaster) are returned by baselines() but left out here.
     gate_baselines: ClassVar[tuple[str, ...] | None] = None
+    # "log" when ``metric`` is the log of the quantity the margin is meant for (a loss in nats, whose gate is on
+    # perplexity = exp(loss)); "linear" (the default) applies the margin to the metric itself.
+    gate_scale: ClassVar[str] = "linear"
 
     def config(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None):
         """The preset's config with ``overrides`` applied; raises ConfigError naming a bad field or value."""

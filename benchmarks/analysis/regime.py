@@ -14,6 +14,9 @@ seeds of each baseline, then the best of them) by the margin ``MARGIN``:
 * lower is better: ``mean <= (1 - MARGIN) x baseline`` (10% below a bigram's perplexity, a persistence MSE);
 * higher is better: ``mean >= baseline + MARGIN x |baseline|`` (returns may be negative, so the margin is a
   fraction of the baseline's magnitude; an untrained policy at 995 needs 1094.5, one at -0.38 needs -0.35).
+* a domain whose metric is a log (``Domain.gate_scale = "log"``: a loss in nats) is gated on ``exp`` of it, so an
+  LM is held to the same rule whether it reports perplexity or loss: ``exp(mean) <= 0.9 x exp(baseline)``, i.e.
+  ``mean <= baseline + ln 0.9`` (0.105 nats below the bigram's loss).
 
 Why 10%: a model that is only a few percent better than a bigram or than repeating the last value has learned
 little beyond what a counting or copying rule knows, and optimizer comparisons there speak about a regime the
@@ -88,13 +91,29 @@ def gate_names(domain: str, names) -> list[str]:
     return sorted(n for n in names if gating is None or n in gating)
 
 
-def beats_by_margin(value: float, baseline: float, higher_is_better: bool, margin: float = MARGIN) -> bool:
+def gate_scale(domain: str) -> str:
+    """``"log"`` or ``"linear"``: how the margin applies to ``domain``'s metric (linear when not registered)."""
+    try:
+        return domains.get(domain).gate_scale
+    except ValueError:
+        return "linear"
+
+
+def required_value(baseline: float, higher_is_better: bool, margin: float = MARGIN, scale: str = "linear") -> float:
+    """The metric value a cell must reach (at least / at most) to beat ``baseline`` by ``margin``."""
+    if scale == "log":
+        shift = math.log1p(margin) if higher_is_better else math.log1p(-margin)
+        return baseline + shift
+    return baseline + margin * abs(baseline) if higher_is_better else (1 - margin) * baseline
+
+
+def beats_by_margin(value: float, baseline: float, higher_is_better: bool, margin: float = MARGIN,
+                    scale: str = "linear") -> bool:
     """Whether ``value`` beats ``baseline`` by ``margin`` (module docstring)."""
     if not (math.isfinite(value) and math.isfinite(baseline)):
         return False
-    if higher_is_better:
-        return value >= baseline + margin * abs(baseline)
-    return value <= (1 - margin) * baseline
+    need = required_value(baseline, higher_is_better, margin, scale)
+    return value >= need if higher_is_better else value <= need
 
 
 def strongest_gate(rows: pd.DataFrame) -> tuple[str, float] | None:
@@ -124,12 +143,14 @@ def cell_regime(rows: pd.DataFrame, margin: float = MARGIN) -> tuple[bool | None
     if finished.empty:
         return False, f"out of regime: no finished run (strongest baseline {name} {baseline:.4g})"
     mean = float(finished.mean())
-    need = baseline + margin * abs(baseline) if higher else (1 - margin) * baseline
+    scale = gate_scale(rows.iloc[0]["domain"])
+    need = required_value(baseline, higher, margin, scale)
     relation = ">=" if higher else "<="
-    if beats_by_margin(mean, baseline, higher, margin):
-        return True, f"in regime: {mean:.4g} {relation} {need:.4g} ({name} {baseline:.4g}, margin {margin:.0%})"
+    on = " on exp(metric)" if scale == "log" else ""
+    if beats_by_margin(mean, baseline, higher, margin, scale):
+        return True, f"in regime: {mean:.4g} {relation} {need:.4g} ({name} {baseline:.4g}, margin {margin:.0%}{on})"
     return False, (f"out of regime: {mean:.4g} vs {name} {baseline:.4g} "
-                   f"(needs {relation} {need:.4g}, margin {margin:.0%})")
+                   f"(needs {relation} {need:.4g}, margin {margin:.0%}{on})")
 
 
 def condition_regime(runs: pd.DataFrame, margin: float = MARGIN) -> str:

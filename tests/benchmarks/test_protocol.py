@@ -28,17 +28,17 @@ def test_a_domain_outside_the_protocol_declares_its_own_studies():
 
 
 def test_the_hparams_sweep_moves_one_value_at_a_time_and_scales_reset_intervals_to_the_run():
-    """Fig. 8 at the cpu preset (200 steps): 3 values each of gamma1/2/3 and reset intervals of 1/80..1/4 of
-    the run, at least 5: 2.5 -> 5, 5, 10, 25, 50 (5 twice is one value)."""
+    """Fig. 8 at the cpu preset (1000 steps): 3 values each of gamma1/2/3 and reset intervals of the paper's
+    250..5000 of 20,000 steps (1/80..1/4 of the run): 12.5 -> 13, 25, 50, 125, 250."""
     cpu = PAPER_STUDIES["llama"]["hparams"]["cpu"]
-    assert domains.get("llama").presets["cpu"]["steps"] == 200
+    assert domains.get("llama").presets["cpu"]["steps"] == 1000
     intervals = [r for r in cpu.recipes if "reset_interval" in r]
-    assert intervals == [f"stable_spam:reset_interval={v}" for v in (5, 10, 25, 50)]
-    assert len(cpu.recipes) == 1 + 3 * 3 + 4
+    assert intervals == [f"stable_spam:reset_interval={v}" for v in (13, 25, 50, 125, 250)]
+    assert len(cpu.recipes) == 1 + 3 * 3 + 5
     specs = expand(SuiteRequest(preset="cpu", domains=("llama",), studies=("hparams",), seeds=1)).specs
-    # the items equal to Stable-SPAM's own 4-bit defaults at 200 steps (gamma1 0.7, gamma2 0.9, gamma3 0.999,
-    # reset interval 25) are the plain stable_spam run, planned once: 14 items, 10 runs
-    assert {s.hparams["reset_interval"] for s in specs} == {5, 10, 25, 50} and len(specs) == 10
+    # the items equal to Stable-SPAM's own 4-bit defaults at 1000 steps (gamma1 0.7, gamma2 0.9, gamma3 0.999,
+    # reset interval 50) are the plain stable_spam run, planned once: 15 items, 11 runs
+    assert {s.hparams["reset_interval"] for s in specs} == {13, 25, 50, 125, 250} and len(specs) == 11
 
 
 def test_run_counts_of_the_paper_studies_at_the_cpu_preset():
@@ -49,7 +49,9 @@ def test_run_counts_of_the_paper_studies_at_the_cpu_preset():
     assert count("weather", "fraction") == 3 * 3 * 5
     assert count("mujoco", "rl") == 2 * 3 * 3  # recipes x envs x seeds
     assert count("moe", "moe") == 2 * 3
-    assert count("llama", "lr_sweep") == 3 * 4 * 2 * 3  # recipes x LRs x precisions x seeds
+    assert count("llama", "lr_sweep") == 3 * 5 * 2 * 3  # recipes x LRs x precisions x seeds
+    # 5 rivals + stable_spam_ref at three precisions, Adam-mini at 16-bit only, 3 seeds
+    assert count("llama", "main") == (6 * 3 + 1) * 3
 
 
 def test_claims_are_complete_cited_and_name_real_recipes():

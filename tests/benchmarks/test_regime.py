@@ -1,5 +1,7 @@
 """Regime gates: the margin rule, cells, baselines stored by the runner and computed at report time."""
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -18,6 +20,10 @@ def test_margin_rule_for_lower_and_higher_is_better():
     assert not regime.beats_by_margin(1094.4, 995.0, True)
     assert regime.beats_by_margin(-0.35, -0.40, True)  # -0.40 + 0.1 x 0.40 = -0.36
     assert not regime.beats_by_margin(-0.37, -0.40, True)
+    # a loss in nats is gated on perplexity: ln 0.9 = -0.10536 nats below the bigram's 4.437
+    assert regime.beats_by_margin(4.3316, 4.437, False, scale="log")
+    assert not regime.beats_by_margin(4.3317, 4.437, False, scale="log")
+    assert regime.required_value(4.437, False, scale="log") == 4.437 + math.log(0.9)
 
 
 def cell(values, baselines, higher=False, domain="weather", status="finished"):

@@ -221,7 +221,7 @@ def test_a_study_can_run_a_recipe_at_some_grid_points_only():
     for spec in specs:
         formats.setdefault(spec.recipe, set()).add((spec.config["compute"], spec.config["quant"]))
     assert formats.pop("adam_mini") == {("fp32", "none")}
-    assert set(formats) == {"adam", "adam_clip", "adafactor", "spam", "stable_spam"}
+    assert set(formats) == {"adam", "adam_clip", "adafactor", "spam", "stable_spam", "stable_spam_ref"}
     assert all(p == {("fp32", "int4"), ("fp32", "fp4_e1m2"), ("fp32", "none")} for p in formats.values())
     asked = expand(SuiteRequest(preset="cpu", domains=("llama",), studies=("main",), seeds=1,
                                 optimizers=parse_optimizers("adam_mini"))).specs

@@ -93,3 +93,26 @@ def test_training_batches_depend_only_on_seed_and_step(setup):
     inputs = data.series[: data.borders["train"][1] - config.horizon]
     assert torch.equal(scale, inputs.abs().amax(dim=0))
     assert float(scale[data.channels.index("EWR.precip")]) > 20 > float(scale[data.channels.index("EWR.temp")])
+
+
+def test_the_window_scale_is_each_windows_own_max_per_channel(setup):
+    """anomaly_max="window" (the default): the noise on a hit value has std S x max |x| over that window's
+    context of that channel. Checked statistically: every value hit (fraction 1), the added noise divided by its
+    window-channel max has std S."""
+    config, data = setup
+    assert config.anomaly_max == "window"
+    from domains.weather.domain import anomaly_scale
+
+    assert anomaly_scale(data, "window") is None
+    everywhere = WeatherDomain().config("smoke", {"severity": 2.0, "anomaly_fraction": 1.0})
+    batches = TrainingBatches(data.windows("train"), None, everywhere, seed=0, device=torch.device("cpu"))
+    clean = TrainingBatches(data.windows("train"), None, WeatherDomain().config("smoke"), seed=0,
+                            device=torch.device("cpu"))
+    (noisy, _), (inputs, _) = batches(3), clean(3)
+    window_max = inputs.abs().amax(dim=1, keepdim=True)
+    ratio = (noisy - inputs) / window_max
+    assert float(ratio.std()) == pytest.approx(2.0, rel=0.03)
+    # a small-valued window gets proportionally small noise: the per-window ratio is the same law everywhere
+    quiet, loud = window_max.flatten().argsort()[[0, -1]]
+    flat = ratio.transpose(1, 2).reshape(-1, ratio.shape[1])
+    assert float(flat[quiet].std()) == pytest.approx(2.0, rel=0.5) and float(flat[loud].std()) == pytest.approx(2.0, rel=0.5)

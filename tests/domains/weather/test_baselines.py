@@ -63,7 +63,7 @@ def test_clean_linear_baseline_is_numpy_least_squares_on_every_training_window(w
 
 def test_anomalous_linear_fit_uses_the_runs_epoch_zero_batches(weather, smoke):
     config, data, series = weather.config("smoke", {"severity": 2.0}), smoke[1], smoke[2]
-    batches = weather_domain.TrainingBatches(data.windows("train"), weather_domain.anomaly_scale(data, "channel"),
+    batches = weather_domain.TrainingBatches(data.windows("train"), weather_domain.anomaly_scale(data, config.anomaly_max),
                                              config, seed=1, device=torch.device("cpu"))
     pairs = [batches(step) for step in range(len(data.windows("train")) // config.batch_size)]
     x = torch.cat([inputs for inputs, _ in pairs]).double().transpose(1, 2).reshape(-1, data.context).numpy()
