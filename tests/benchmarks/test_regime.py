@@ -42,6 +42,17 @@ def test_a_cell_must_beat_the_strongest_gating_baseline():
     assert regime.cell_regime(cell([None], gates, status="diverged"))[0] is False
 
 
+def test_a_loss_in_nats_is_gated_on_perplexity():
+    """moe reports val_loss: 10% below the bigram's perplexity is 0.105 nats below its loss, not 10% of it."""
+    gates = {"bigram": 4.445, "unigram": 6.5}
+    state, text = regime.cell_regime(cell([4.26, 4.27], gates, domain="moe"))  # exp(-0.18) = 0.835
+    assert state is True and "on exp(metric)" in text
+    state, text = regime.cell_regime(cell([4.35, 4.36], gates, domain="moe"))  # exp(-0.09) = 0.91
+    assert state is False and "needs <= 4.34" in text
+    # the same losses judged linearly would need 4.0 (0.9 x 4.445)
+    assert not regime.beats_by_margin(4.26, 4.445, False)
+
+
 def test_the_runner_stores_the_domains_baselines_with_the_run(tmp_path):
     quadratic = domains.get("quadratic")
     spec = make_spec("quadratic", "adam", seed=3, steps=20)

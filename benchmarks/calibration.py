@@ -1,0 +1,243 @@
+"""Calibration of the cpu presets (issue 13): the probe runs that chose them, and how far the committed cells are
+from their domains' trivial baselines.
+
+::
+
+    python -m benchmarks.calibration probes [--workers 2]   # run PROBES into results/calibration/ (~25 CPU-minutes)
+    python -m benchmarks.calibration summary                 # results/calibration/probes.json from that store
+    python -m benchmarks.calibration regime [--out DIR]      # every cell of a store against its gate, and CPU-hours
+
+A **probe** is one suite of Adam runs (seed 0) at a preset with a few fields overridden: each asks one question
+of a preset choice (enough steps? which anomaly scale? a smaller vocabulary?). Every figure a preset's comment
+quotes is a :class:`Quote` of a probe: :func:`quoted_figures` reads it back from ``probes.json``, and the tests
+check that each quote is written in the domain's source and equals the measured value at the quoted precision.
+So a preset's numbers come from here, and rerunning the probes after a change shows whether they still hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+CALIBRATION_DIR = ROOT / "results" / "calibration"
+PROBES_JSON = CALIBRATION_DIR / "probes.json"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A figure written in a preset's comment: ``text`` exactly as written, the value it stands for (``series``:
+    a final metric such as ``test_mse`` or ``baseline/bigram``, or ``<eval metric>@<step>``) of the probe run whose
+    config has the fields of ``where``."""
+
+    text: str
+    series: str
+    where: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Adam, seed 0, on ``domain`` at ``preset`` with each field of ``sets`` set (several values make a grid)."""
+
+    name: str
+    domain: str
+    preset: str
+    study: str
+    sets: Mapping[str, tuple]
+    quotes: tuple[Quote, ...] = ()
+    source: str = ""  # the module whose preset comment quotes the figures
+
+    def request(self):
+        """The probe as a :class:`~benchmarks.planning.request.SuiteRequest`."""
+        from benchmarks.planning.request import OptimizerItem, SuiteRequest
+
+        return SuiteRequest(preset=self.preset, studies=(self.study,), domains=(self.domain,),
+                            optimizers=(OptimizerItem("adam"),), seeds=1,
+                            sets={self.domain: {k: tuple(v) for k, v in self.sets.items()}})
+
+
+_LLAMA, _MOE, _WEATHER = "domains/llama/domain.py", "domains/moe/domain.py", "domains/weather/domain.py"
+PROBES: tuple[Probe, ...] = (
+    # llama: does the 2048-token vocabulary (the quick preset's data) learn past its bigram in ~1M tokens, and does
+    # a 3-bit format cost Adam something at this size?
+    Probe("llama-vocab-2048", "llama", "quick", "main",
+          {"steps": (800,), "eval_every": (200,), "quant": ("none", "int3")}, source=_LLAMA, quotes=(
+              Quote("146.5", "val_ppl@200", {"quant": "none"}), Quote("98.2", "val_ppl@400", {"quant": "none"}),
+              Quote("78.3", "val_ppl@600", {"quant": "none"}), Quote("71.1", "val_ppl", {"quant": "none"}),
+              Quote("84.5", "baseline/bigram", {"quant": "none"}), Quote("75.7", "val_ppl", {"quant": "int3"}))),
+    # moe: on the same data, which CPU size beats the bigram in 1000 steps
+    Probe("moe-size", "moe", "cpu", "moe", {"size": ("micro", "mini")}, source=_MOE, quotes=(
+        Quote("4.265", "val_loss", {"size": "micro"}), Quote("4.288", "val_loss", {"size": "mini"}),
+        Quote("4.445", "baseline/bigram", {"size": "micro"}))),
+    # weather: which max the anomaly noise scales with, and how many steps the top severity needs
+    Probe("weather-scale", "weather", "cpu", "severity",
+          {"steps": (300,), "eval_every": (0,), "severity": (0.0, 2.0, 5.0), "anomaly_max": ("channel", "window")},
+          source=_WEATHER, quotes=(
+              Quote("0.979", "test_mse", {"severity": 2.0, "anomaly_max": "channel"}),
+              Quote("1.034", "test_mse", {"severity": 5.0, "anomaly_max": "channel"}),
+              Quote("0.734", "test_mse", {"severity": 2.0, "anomaly_max": "window"}),
+              Quote("0.942", "test_mse", {"severity": 5.0, "anomaly_max": "window"}),
+              Quote("0.69", "test_mse", {"severity": 0.0, "anomaly_max": "window"}),
+              Quote("0.915", "baseline/persistence", {"severity": 0.0, "anomaly_max": "window"}))),
+    Probe("weather-steps", "weather", "cpu", "severity",
+          {"steps": (1000, 2000), "severity": (5.0,)}, source=_WEATHER, quotes=(
+              Quote("0.835", "test_mse", {"steps": 1000}), Quote("0.786", "test_mse", {"steps": 2000}))),
+    Probe("weather-lr", "weather", "cpu", "severity",
+          {"steps": (1000,), "severity": (5.0,), "peak_lr": (0.002, 0.004)}, source=_WEATHER, quotes=(
+              Quote("0.869", "test_mse", {"peak_lr": 0.002}), Quote("1.034", "test_mse", {"peak_lr": 0.004}))),
+)
+
+
+# --- probes -------------------------------------------------------------------------------------------------
+
+def run_probes(out: Path = CALIBRATION_DIR, workers: int | None = None) -> None:
+    """Run every probe into ``out/runs.sqlite`` (stored runs are skipped, so this resumes)."""
+    from benchmarks.running.plan_runner import run_plan
+
+    for probe in PROBES:
+        print(f"probe {probe.name}", file=sys.stderr, flush=True)
+        run_plan(probe.request(), out, workers=workers, outputs=False)
+
+
+def probe_values(store_dir: Path = CALIBRATION_DIR) -> list[dict[str, Any]]:
+    """One entry per finished probe run: probe, config fields the probe sets, final metrics and evaluation points."""
+    from benchmarks.planning.expansion import plan_suite
+    from benchmarks.store import Store
+
+    with Store.open_existing(store_dir / "runs.sqlite") as store:
+        stored = {row["run_id"]: row for row in store.runs() if row["status"] == "finished"}
+        entries = []
+        for probe in PROBES:
+            for spec in plan_suite(probe.request()).specs:
+                row = stored.get(spec.run_id)
+                if row is None:
+                    continue
+                values = {k: float(v) for k, v in (row["final_metrics"] or {}).items() if _is_number(v)}
+                for (kind, name), curve in store.curves(spec.run_id, "eval").items():
+                    values.update({f"{name}@{int(s)}": float(v) for s, v in zip(curve.steps, curve.values)})
+                entries.append({"probe": probe.name, "domain": probe.domain, "preset": probe.preset,
+                                "config": {k: row["config"].get(k) for k in probe.sets},
+                                "run_id": spec.run_id, "seconds": row["wall_seconds"], "values": values})
+    return entries
+
+
+def write_summary(store_dir: Path = CALIBRATION_DIR, path: Path = PROBES_JSON) -> Path:
+    """Write :func:`probe_values` to ``path`` (JSON) and return it."""
+    path.write_text(json.dumps(probe_values(store_dir), indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def quoted_figures(path: Path = PROBES_JSON) -> list[tuple[Probe, Quote, float | None]]:
+    """Every quote of every probe with the measured value it stands for (None when no probe run matches)."""
+    entries = json.loads(Path(path).read_text())
+    found = []
+    for probe in PROBES:
+        for quote in probe.quotes:
+            matches = [e for e in entries if e["probe"] == probe.name
+                       and all(e["config"].get(k) == v for k, v in quote.where.items())]
+            values = [e["values"].get(quote.series) for e in matches]
+            found.append((probe, quote, values[0] if len(values) == 1 else None))
+    return found
+
+
+def as_quoted(value: float, text: str) -> str:
+    """``value`` written with as many decimals as ``text`` has."""
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return f"{value:.{decimals}f}"
+
+
+# --- regime of a store --------------------------------------------------------------------------------------
+
+def regime_table(out: Path, preset: str | None = None) -> pd.DataFrame:
+    """Per (domain, preset, config point, recipe at its best LR): runs, mean metric, strongest gating baseline,
+    the ratio to it on the gate's scale (perplexity for a loss) and the regime verdict."""
+    from benchmarks.analysis import regime
+    from benchmarks.analysis.frame import at_best_lr, runs_frame
+    from benchmarks.store import Store
+
+    with Store.open_existing(Path(out) / "runs.sqlite") as store:
+        frame = runs_frame(store)
+    if frame.empty:
+        return pd.DataFrame()
+    if preset:
+        frame = frame[frame["preset"] == preset]
+    frame = regime.attach_baselines(frame, compute=False)
+    rows = []
+    for (domain, point, label), runs in frame.groupby(["domain", "config_key", "label"], sort=True):
+        cell = at_best_lr(runs)
+        state, text = regime.cell_regime(cell)
+        gate = regime.strongest_gate(cell)
+        finished = cell.loc[cell["status"] == "finished", "metric_value"].dropna()
+        mean = float(finished.mean()) if len(finished) else math.nan
+        ratio = math.nan
+        if gate is not None and len(finished):
+            log = regime.gate_scale(domain) == "log"
+            ratio = math.exp(mean - gate[1]) if log else mean / gate[1]
+        rows.append({"domain": domain, "preset": cell.iloc[0]["preset"], "config": _short(json.loads(point)),
+                     "recipe": label, "lr": cell.iloc[0]["lr"], "runs": len(cell), "finished": len(finished),
+                     "metric": mean, "gate": gate[0] if gate else "", "baseline": gate[1] if gate else math.nan,
+                     "ratio": ratio, "regime": {True: "in", False: "OUT", None: "?"}[state], "why": text})
+    return pd.DataFrame(rows)
+
+
+def study_costs(out: Path) -> pd.DataFrame:
+    """CPU-hours per (domain, preset, study) of a store: the runs' wall seconds summed (each run trains on one
+    torch thread, so with one worker per core its wall time is its CPU time), and the mean per run."""
+    import sqlite3
+
+    with sqlite3.connect(Path(out) / "runs.sqlite") as conn:
+        frame = pd.read_sql_query(
+            "SELECT s.study, r.domain, r.preset, r.status, r.wall_seconds FROM study_runs s JOIN runs r USING(run_id)",
+            conn)
+    if frame.empty:
+        return frame
+    grouped = frame.groupby(["domain", "preset", "study"])
+    return pd.DataFrame({"runs": grouped.size(), "cpu_hours": grouped["wall_seconds"].sum() / 3600,
+                         "minutes_per_run": grouped["wall_seconds"].mean() / 60}).reset_index()
+
+
+def _short(config: Mapping[str, Any]) -> str:
+    keys = ("size", "quant", "severity", "anomaly_fraction", "env", "steps")
+    return " ".join(f"{k}={config[k]}" for k in keys if k in config)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.calibration", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=("probes", "summary", "regime"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "reference"), help="store folder (regime)")
+    parser.add_argument("--preset", default="cpu", help="preset to tabulate (regime)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (probes)")
+    args = parser.parse_args(argv)
+    if args.command == "probes":
+        run_probes(workers=args.workers)
+        print(write_summary())
+    elif args.command == "summary":
+        print(write_summary())
+    else:
+        with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_colwidth", 40):
+            table = regime_table(Path(args.out), args.preset)
+            print(table.drop(columns=["why"]).to_string(index=False, float_format=lambda v: f"{v:.4g}")
+                  if not table.empty else "no runs")
+            print()
+            costs = study_costs(Path(args.out))
+            print(costs.to_string(index=False, float_format=lambda v: f"{v:.2f}") if not costs.empty else "")
+            if not costs.empty:
+                print(f"\ntotal: {costs['runs'].sum()} runs, {costs['cpu_hours'].sum():.2f} CPU-hours "
+                      f"(a run asked for by two studies counts in both)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""The calibration probes behind the cpu presets, and the regime table of a store."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks import calibration
+from benchmarks.calibration import PROBES, PROBES_JSON, as_quoted, quoted_figures, regime_table, study_costs
+from benchmarks.store import Store
+from tests.benchmarks.support import make_record, make_spec
+
+
+def test_every_quoted_preset_figure_is_written_in_its_source_and_measured_by_a_probe():
+    """Each figure a preset's comment quotes is in that file and equals the probe's measured value at the
+    precision written (results/calibration/probes.json, from `python -m benchmarks.calibration probes`)."""
+    assert PROBES_JSON.exists(), "run `python -m benchmarks.calibration probes` to measure the quoted figures"
+    figures = quoted_figures()
+    assert len(figures) == sum(len(p.quotes) for p in PROBES) > 15
+    for probe, quote, value in figures:
+        source = (calibration.ROOT / probe.source).read_text()
+        assert quote.text in source, f"{probe.name}: {quote.text} is not written in {probe.source}"
+        assert value is not None, f"{probe.name}: no probe run measured {quote.series} at {quote.where}"
+        assert as_quoted(value, quote.text) == quote.text, f"{probe.name} {quote.series} {quote.where}: {value}"
+
+
+def test_probes_are_adam_at_seed_0_with_only_the_probed_fields_set():
+    for probe in PROBES:
+        request = probe.request()
+        assert [item.name for item in request.optimizers] == ["adam"] and request.seeds == 1
+        assert request.sets == {probe.domain: {k: tuple(v) for k, v in probe.sets.items()}}
+
+
+def test_as_quoted_keeps_the_written_precision():
+    assert as_quoted(0.78604, "0.786") == "0.786" and as_quoted(146.51288, "146.5") == "146.5"
+    assert as_quoted(0.6949, "0.69") == "0.69" and as_quoted(84.54, "85") == "85"
+
+
+def test_regime_table_and_costs_of_a_store(tmp_path):
+    """Ratios to the strongest gate (perplexity for moe's loss), and CPU-hours summed per study."""
+    with Store(tmp_path / "runs.sqlite") as store:
+        for seed, value in enumerate((0.80, 0.82)):
+            record = make_record(make_spec("weather", seed=seed, studies=("severity",)), value=value)
+            record.final_metrics.update({"baseline/persistence": 0.9, "baseline/training_mean": 1.0})
+            store.write_run(record)
+        record = make_record(make_spec("moe", seed=0, studies=("moe",)), value=4.26)
+        record.final_metrics.update({"baseline/bigram": 4.445, "baseline/unigram": 6.0})
+        store.write_run(record)
+    table = regime_table(tmp_path, preset=None).set_index("domain")
+    assert table.loc["weather", "ratio"] == pytest.approx(0.81 / 0.9) and table.loc["weather", "regime"] == "in"
+    assert table.loc["weather", "gate"] == "persistence" and table.loc["weather", "runs"] == 2
+    assert table.loc["moe", "ratio"] == pytest.approx(math.exp(4.26 - 4.445)) and table.loc["moe", "regime"] == "in"
+    costs = study_costs(tmp_path).set_index("study")
+    assert costs.loc["severity", "runs"] == 2 and costs.loc["severity", "cpu_hours"] == pytest.approx(2 / 3600)
