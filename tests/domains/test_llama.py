@@ -88,7 +88,7 @@ def test_every_study_exists_at_every_preset_with_registered_recipes(llama):
                 llama.config(preset, dict(zip(spec.grid, point)))
     main = studies["main"]["cpu"]
     assert set(main.grid["quant"]) == {"int4", "fp4_e1m2", "none"} and main.seeds == 3
-    assert studies["lr_sweep"]["cpu"].lrs == (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    assert studies["lr_sweep"]["cpu"].lrs == (1e-3, 2e-3, 6e-3, 2e-2, 6e-2, 2e-1)
     import optimizers
 
     known = set(optimizers.available())
