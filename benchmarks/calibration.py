@@ -64,6 +64,7 @@ class Probe:
 
 
 _LLAMA, _MOE, _WEATHER = "domains/llama/domain.py", "domains/moe/domain.py", "domains/weather/domain.py"
+_MUJOCO = "domains/mujoco/domain.py"
 PROBES: tuple[Probe, ...] = (
     # llama: does the 2048-token vocabulary (the quick preset's data) learn past its bigram in ~1M tokens, and does
     # a 3-bit format cost Adam something at this size?
@@ -89,6 +90,9 @@ PROBES: tuple[Probe, ...] = (
     Probe("weather-steps", "weather", "cpu", "severity",
           {"steps": (1000, 2000), "severity": (5.0,)}, source=_WEATHER, quotes=(
               Quote("0.835", "test_mse", {"steps": 1000}), Quote("0.786", "test_mse", {"steps": 2000}))),
+    # mujoco: how many PPO steps HalfCheetah and Ant need to beat the untrained policy (evaluations every 50k)
+    Probe("mujoco-steps", "mujoco", "cpu", "rl",
+          {"env": ("HalfCheetah", "Ant"), "steps": (204_800,), "eval_every": (51_200,)}, source=_MUJOCO),
     Probe("weather-lr", "weather", "cpu", "severity",
           {"steps": (1000,), "severity": (5.0,), "peak_lr": (0.002, 0.004)}, source=_WEATHER, quotes=(
               Quote("0.869", "test_mse", {"peak_lr": 0.002}), Quote("1.034", "test_mse", {"peak_lr": 0.004}))),
