@@ -92,7 +92,12 @@ PROBES: tuple[Probe, ...] = (
               Quote("0.835", "test_mse", {"steps": 1000}), Quote("0.786", "test_mse", {"steps": 2000}))),
     # mujoco: how many PPO steps HalfCheetah and Ant need to beat the untrained policy (evaluations every 50k)
     Probe("mujoco-steps", "mujoco", "cpu", "rl",
-          {"env": ("HalfCheetah", "Ant"), "steps": (204_800,), "eval_every": (51_200,)}, source=_MUJOCO),
+          {"env": ("HalfCheetah", "Ant"), "steps": (204_800,), "eval_every": (51_200,)}, source=_MUJOCO, quotes=(
+              *(Quote(text, f"eval_return@{step}", {"env": "HalfCheetah"}) for text, step in
+                (("742.6", 51_200), ("885.9", 102_400), ("1120.6", 153_600), ("1272.1", 204_800))),
+              Quote("-0.4", "baseline/untrained_policy", {"env": "HalfCheetah"}),
+              Quote("995.5", "baseline/untrained_policy", {"env": "Ant"}),
+              Quote("333.2", "eval_return@51200", {"env": "Ant"}), Quote("59.4", "eval_return", {"env": "Ant"}))),
     Probe("weather-lr", "weather", "cpu", "severity",
           {"steps": (1000,), "severity": (5.0,), "peak_lr": (0.002, 0.004)}, source=_WEATHER, quotes=(
               Quote("0.869", "test_mse", {"peak_lr": 0.002}), Quote("1.034", "test_mse", {"peak_lr": 0.004}))),
