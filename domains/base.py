@@ -205,6 +205,11 @@ class Domain(ABC):
         """
         return {}
 
+    def regime_note(self, config: Mapping[str, Any]) -> str:
+        """For a cell of a stored run's ``config`` (a mapping of its fields) that is out of regime: what scale
+        would put it in regime, in one sentence for the report ("" when the domain has nothing to say)."""
+        return ""
+
     @abstractmethod
     def run(self, config, ctx: RunContext) -> dict[str, float]:
         """Train and evaluate once; return final metrics (must include ``self.metric``).

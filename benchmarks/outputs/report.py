@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import domains
 from benchmarks.analysis import profile, regime
 from benchmarks.analysis.frame import StudyGroup, at_best_lr, file_stem, runs_frame, study_groups
 from benchmarks.analysis.inference import ALPHA, MIN_SEEDS
@@ -240,7 +241,8 @@ def _does_not_show(group: StudyGroup) -> list[str]:
         state, text = regime.cell_regime(regime_best(cell))
         where = f"{key[0]} at {group.column_key(cell.iloc[0]['config'])}"
         if state is False:
-            out.append(f"{where} ({text})")
+            fix = _regime_note(group.domain, cell.iloc[0]["config"])
+            out.append(f"{where} ({text}{'; what would fix it: ' + fix if fix else ''})")
         elif state is None:
             unknown.append(where)
     lines = []
@@ -252,6 +254,14 @@ def _does_not_show(group: StudyGroup) -> list[str]:
     lines.append("Nor does any of it show behaviour at the paper's scale (its models have 60M-1B parameters and "
                  "train on billions of tokens); see the scale line above.")
     return lines + [""]
+
+
+def _regime_note(domain: str, config: dict) -> str:
+    """The domain's one-line note on what scale would put an out-of-regime cell in regime ("" if none)."""
+    try:
+        return domains.get(domain).regime_note(config)
+    except ValueError:
+        return ""
 
 
 def regime_best(cell: pd.DataFrame) -> pd.DataFrame:

@@ -121,6 +121,11 @@ class LlamaDomain(Domain):
 
     gate_baselines = ("unigram", "bigram")
 
+    def regime_note(self, config) -> str:
+        """More tokens: the calibration of the cpu preset says where Adam crosses 0.9x the bigram."""
+        return ("more training tokens or a larger model (Adam at the micro size crosses 0.9x the bigram's perplexity "
+                "after about 600 steps of the cpu preset: benchmarks/calibration.py)")
+
     def baselines(self, config: LlamaConfig, seed: int) -> dict[str, float]:
         """Unigram and bigram perplexity counted on the training blocks, on the run's validation blocks
         (:mod:`domains.lm.baselines`; the seed does not enter). ``{}`` for streamed C4."""

@@ -135,6 +135,10 @@ class MoeDomain(Domain):
 
     gate_baselines = ("unigram", "bigram")
 
+    def regime_note(self, config) -> str:
+        """More tokens: the cpu preset's micro model needs its 1000 steps to clear the gate."""
+        return "more training tokens (the cpu preset's micro model clears the gate after about 1000 steps)"
+
     def baselines(self, config: MoeConfig, seed: int) -> dict[str, float]:
         """Unigram and bigram *log*-perplexity (nats per token, the unit of ``val_loss``) counted on the training
         blocks, on the run's validation blocks (:mod:`domains.lm.baselines`). ``{}`` for streamed C4."""

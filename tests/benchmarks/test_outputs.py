@@ -283,3 +283,17 @@ def test_a_run_stored_without_a_budget_reads_its_configs_steps(tmp_path):
         store.write_run(make_record(make_spec(seed=1, steps=40), budget=25))
         frame = runs_frame(store)
     assert sorted(frame["budget"]) == [25, 40]
+
+
+def test_an_out_of_regime_cell_is_named_with_what_would_fix_it(tmp_path):
+    """The report names each out-of-regime cell with its numbers and the domain's note on the scale that fixes it."""
+    with Store(tmp_path / "runs.sqlite") as store:
+        for seed, value in enumerate((55.0, 60.0)):
+            spec = make_spec("mujoco", "adam", seed, studies=("rl",), env="Ant", algo="PPO")
+            record = make_record(spec, value, metric="eval_return", higher_is_better=True)
+            record.final_metrics.update({"baseline/untrained_policy": 995.5, "baseline/random_policy": -11.8})
+            store.write_run(record)
+    build_outputs(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "adam at all (out of regime: 57.5 vs untrained_policy 995.5 (needs >= 1095" in report
+    assert "what would fix it: Ant's untrained policy stands still" in report
