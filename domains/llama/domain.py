@@ -86,7 +86,8 @@ class LlamaDomain(Domain):
         # Adam at the micro size's LR 2e-3 reaches val_ppl 146.5 / 98.2 / 78.3 / 71.1 after 200 / 400 / 600 / 800
         # steps (bigram 84.5 on this vocabulary; INT3 75.7 at 800 steps, 6% above fp32: the stress axis bites);
         # 1000 steps (1.02M training tokens, 0.64 of a pass over the 1.61M-token training split) leave every recipe a
-        # margin under 0.9x the bigram and give SPAM a reset interval (25) longer than its 20-step clipping guard.
+        # margin under 0.9x the bigram and give SPAM a reset interval (25) longer than its 20-step clipping guard
+        # (so its spike clipping acts on 5 of every 25 steps, 20%; at the paper's interval of 500 it acts on 96%).
         # Command: benchmarks/calibration.py (its docstring); the study figures: `python -m benchmarks.calibration`.
         "cpu": {"size": "micro", "vocab_size": 2048, "seq_len": 64, "batch_size": 16, "steps": 1000,
                 "eval_every": 250, "eval_tokens": 32768},
