@@ -130,6 +130,19 @@ def test_one_contradicted_environment_refutes_c12_though_others_did_not_run(tmp_
     assert result.verdict == claims.NOT_REPRODUCED and "Hopper" in result.checks[0].part
 
 
+def test_c12_audits_the_unclipped_ppo_arm_only(tmp_path):
+    """The paper's SAC clips no gradient: the PPO arm that pre-clips at 0.5 is shown in the tables, not audited."""
+    with Store(tmp_path / "runs.sqlite") as store:
+        for seed in range(5):
+            for clip, adam, stable in ((0.5, 3000.0, 2000.0), (1e9, 2000.0, 3000.0)):
+                for recipe, value in (("adam", adam + 10 * seed), ("stable_spam", stable + 10 * seed)):
+                    write(store, "mujoco", recipe, seed, value, {"untrained_policy": 100.0, "random_policy": -50.0},
+                          metric="eval_return", higher=True, env="Hopper", max_grad_norm=clip)
+    result = audited(tmp_path, ["C12"])["C12"]
+    assert len(result.checks) == 1 and "max_grad_norm=1000000000.0" in result.checks[0].what, result.checks[0].what
+    assert result.verdict != claims.NOT_REPRODUCED  # the clipped arm, where Adam wins, is not among the checks
+
+
 def perf_json(ratio_spread, extra_bytes):
     rounds = 20
     base = [0.010] * rounds

@@ -47,7 +47,7 @@ def test_run_counts_of_the_paper_studies_at_the_cpu_preset():
 
     assert count("weather", "severity") == 3 * 3 * 10  # recipes x severities x seeds
     assert count("weather", "fraction") == 3 * 3 * 5
-    assert count("mujoco", "rl") == 2 * 3 * 3  # recipes x envs x seeds
+    assert count("mujoco", "rl") == 2 * 3 * 2 * 3  # recipes x envs x PPO clip arms x seeds
     assert count("moe", "moe") == 2 * 3
     assert count("llama", "lr_sweep") == 3 * 6 * 2 * 3  # recipes x LRs x precisions x seeds
     # 5 rivals + stable_spam_ref at three precisions, Adam-mini at 16-bit only, 3 seeds

@@ -196,6 +196,7 @@ def test_presets_studies_and_config_errors():
     rl = studies_for(domain)["rl"]
     assert rl["cpu"].recipes == ("adam", "stable_spam") and rl["cpu"].seeds == 3 and rl["paper"].seeds == 5
     assert rl["cpu"].grid["env"] == ("HalfCheetah", "Ant", "Hopper") and studies_for(domain)["main"] == rl
+    assert rl["cpu"].grid["max_grad_norm"] == (0.5, 1e9) and "max_grad_norm" not in rl["paper"].grid
     with pytest.raises(ConfigError, match="env"):
         domain.config("smoke", {"env": "Humanoid"})
     with pytest.raises(ConfigError, match="eval_episodes"):
