@@ -123,7 +123,11 @@ class LlamaDomain(Domain):
     gate_baselines = ("unigram", "bigram")
 
     def regime_note(self, config) -> str:
-        """More tokens: the calibration of the cpu preset says where Adam crosses 0.9x the bigram."""
+        """Below 3 bits a larger model; otherwise more tokens (the cpu preset's calibration says where Adam crosses
+        0.9x the bigram)."""
+        if config.get("quant") == "int2":
+            return ("a larger model: at the CPU sizes 2-bit weights leave both Adam and Stable-SPAM worse than the bigram "
+                    "(the paper's INT2 runs are LLaMA-60M and up)")
         return ("more training tokens or a larger model (Adam at the micro size crosses 0.9x the bigram's perplexity "
                 "after about 600 steps of the cpu preset: benchmarks/calibration.py)")
 

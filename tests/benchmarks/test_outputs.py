@@ -297,3 +297,11 @@ def test_an_out_of_regime_cell_is_named_with_what_would_fix_it(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "adam at all (out of regime: 57.5 vs untrained_policy 995.5 (needs >= 1095" in report
     assert "what would fix it: Ant's untrained policy stands still" in report
+
+
+def test_the_llama_note_for_an_int2_cell_asks_for_a_larger_model():
+    import domains
+
+    llama = domains.get("llama")
+    assert "larger model" in llama.regime_note({"quant": "int2"}) and "bigram" in llama.regime_note({"quant": "int2"})
+    assert "more training tokens" in llama.regime_note({"quant": "int4"})
