@@ -213,7 +213,7 @@ def study_costs(out: Path) -> pd.DataFrame:
 
 
 def _short(config: Mapping[str, Any]) -> str:
-    keys = ("size", "quant", "severity", "anomaly_fraction", "env", "steps")
+    keys = ("size", "quant", "severity", "anomaly_fraction", "env", "max_grad_norm", "steps")
     return " ".join(f"{k}={config[k]}" for k in keys if k in config)
 
 

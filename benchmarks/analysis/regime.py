@@ -81,22 +81,27 @@ def attach_baselines(frame: pd.DataFrame, compute: bool = True) -> pd.DataFrame:
     return frame.assign(baselines=values)
 
 
+def registered(domain: str) -> "domains.base.Domain | None":
+    """The adapter of ``domain`` when it is registered in this process, else None (a stored run of a domain loaded
+    elsewhere: its gate settings fall back to the defaults)."""
+    try:
+        return domains.get(domain)
+    except ValueError:
+        return None
+
+
 def gate_names(domain: str, names) -> list[str]:
     """The names among ``names`` that gate the regime for ``domain`` (all of them when it declares none, or
     when it is not registered here)."""
-    try:
-        gating = domains.get(domain).gate_baselines
-    except ValueError:
-        gating = None
+    adapter = registered(domain)
+    gating = adapter.gate_baselines if adapter is not None else None
     return sorted(n for n in names if gating is None or n in gating)
 
 
 def gate_scale(domain: str) -> str:
     """``"log"`` or ``"linear"``: how the margin applies to ``domain``'s metric (linear when not registered)."""
-    try:
-        return domains.get(domain).gate_scale
-    except ValueError:
-        return "linear"
+    adapter = registered(domain)
+    return adapter.gate_scale if adapter is not None else "linear"
 
 
 def required_value(baseline: float, higher_is_better: bool, margin: float = MARGIN, scale: str = "linear") -> float:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 
-import domains
 from benchmarks.analysis import profile, regime
 from benchmarks.analysis.frame import StudyGroup, at_best_lr, file_stem, runs_frame, study_groups
 from benchmarks.analysis.inference import ALPHA, MIN_SEEDS
@@ -258,10 +257,8 @@ def _does_not_show(group: StudyGroup) -> list[str]:
 
 def _regime_note(domain: str, config: dict) -> str:
     """The domain's one-line note on what scale would put an out-of-regime cell in regime ("" if none)."""
-    try:
-        return domains.get(domain).regime_note(config)
-    except ValueError:
-        return ""
+    adapter = regime.registered(domain)
+    return adapter.regime_note(config) if adapter is not None else ""
 
 
 def regime_best(cell: pd.DataFrame) -> pd.DataFrame:

@@ -57,15 +57,21 @@ def test_compiled_matches_the_reference_across_resets(runs, name, dtype):
     assert same >= 0.99 * total
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_no_recompilation_across_steps_and_resets(runs, name):
-    runs(name, torch.float32)                                # compiled once, above or here
+def compiled_case(name: str, seed: int):
+    """(steps, generator, parameters, optimizer on the compiled backend) for one of CASES."""
     hp = dict(CASES[name])
     steps = hp.pop("steps")
-    gen = torch.Generator().manual_seed(3)
+    gen = torch.Generator().manual_seed(seed)
     params = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in SHAPES]
     opt = optimizers.build(name, params, lr=1e-2, **hp)
     opt.backend = "compiled"
+    return steps, gen, params, opt
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_no_recompilation_across_steps_and_resets(runs, name):
+    runs(name, torch.float32)                                # compiled once, above or here
+    steps, gen, params, opt = compiled_case(name, seed=3)
     before = None
     for k in range(steps):                                   # crosses a reset; spam's clipping turns on
         if k == 1:
@@ -80,12 +86,7 @@ def test_no_recompilation_across_steps_and_resets(runs, name):
 @pytest.mark.parametrize("name", list(CASES))
 def test_step_leaves_p_grad_as_the_caller_left_it(runs, name):
     runs(name, torch.float32)
-    hp = dict(CASES[name])
-    steps = hp.pop("steps")
-    gen = torch.Generator().manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in SHAPES]
-    opt = optimizers.build(name, params, lr=1e-2, **hp)
-    opt.backend = "compiled"
+    steps, gen, params, opt = compiled_case(name, seed=0)
     for k in range(steps):
         for p in params:
             p.grad = torch.randn(p.shape, generator=gen) * 100
