@@ -76,6 +76,7 @@ class RunContext:
     workdir: Path | None = None  # per-run scratch folder; checkpoints live here (None: no checkpoints)
     progress: bool = False  # show a progress bar
     progress_label: str = ""  # the bar's label (the engine: domain, grid point, recipe, seed); "" -> the recipe
+    compile: bool = False  # train through torch.compile (an execution choice like the device: not the run's identity)
 
 
 @dataclass(frozen=True)

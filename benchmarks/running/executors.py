@@ -39,9 +39,10 @@ from benchmarks.store import RunLock, Store
 class SequentialExecutor:
     """Run specs one after another in this process."""
 
-    def __init__(self, progress: bool = False, tensorboard: Path | None = None):
+    def __init__(self, progress: bool = False, tensorboard: Path | None = None, compile_model: bool = False):
         self.progress = progress
         self.tensorboard = tensorboard
+        self.compile_model = compile_model
 
     def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
         """Run each spec and write it to ``OUT/runs.sqlite`` as soon as it ends; runs another process holds
@@ -50,14 +51,14 @@ class SequentialExecutor:
             put_off = []
             for spec in specs:
                 outcome = run_claimed(spec, out, store, skip=skip, wait=False, progress=self.progress,
-                                      tensorboard=self.tensorboard)
+                                      tensorboard=self.tensorboard, compile_model=self.compile_model)
                 if outcome is None:
                     put_off.append(spec)
                 else:
                     yield outcome
             for spec in put_off:
                 yield run_claimed(spec, out, store, skip=skip, wait=True, progress=self.progress,
-                                      tensorboard=self.tensorboard)
+                                      tensorboard=self.tensorboard, compile_model=self.compile_model)
 
 
 _worker_slot = 0  # this worker's index among the pool's workers (set by _init_worker)
@@ -81,22 +82,23 @@ def worker_device(slot: int, gpu_count: int) -> torch.device:
 
 
 def _run_in_worker(spec: RunSpec, out: str, skip: frozenset, wait_for_lock: bool,
-                   tensorboard: str | None = None) -> Outcome | None:
+                   tensorboard: str | None = None, compile_model: bool = False) -> Outcome | None:
     """:func:`benchmarks.running.runner.run_claimed` on this worker's device."""
     device = worker_device(_worker_slot, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     if device.type == "cuda":
         torch.cuda.set_device(device)  # code that says just "cuda" lands on this worker's GPU too
     with Store(Path(out) / "runs.sqlite") as store:
         return run_claimed(spec, Path(out), store, skip=skip, wait=wait_for_lock, device=device,
-                           tensorboard=Path(tensorboard) if tensorboard else None)
+                           tensorboard=Path(tensorboard) if tensorboard else None, compile_model=compile_model)
 
 
 class PoolExecutor:
     """Run specs on ``workers`` spawned processes; each worker stores its own runs."""
 
-    def __init__(self, workers: int, tensorboard: Path | None = None):
+    def __init__(self, workers: int, tensorboard: Path | None = None, compile_model: bool = False):
         self.workers = workers
         self.tensorboard = tensorboard
+        self.compile_model = compile_model
 
     def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
         """Submit every spec; yield outcomes in completion order (runs another process holds: after the rest)."""
@@ -106,7 +108,7 @@ class PoolExecutor:
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
                                  initargs=(threads, slots, os.getpid())) as pool:
             board = str(self.tensorboard) if self.tensorboard else None
-            pending = {pool.submit(_run_in_worker, spec, str(out), skip, False, board): spec for spec in specs}
+            pending = {pool.submit(_run_in_worker, spec, str(out), skip, False, board, self.compile_model): spec for spec in specs}
             put_off: list[RunSpec] = []
             try:
                 while pending:
@@ -119,7 +121,8 @@ class PoolExecutor:
                         else:
                             put_off.append(spec)
                     if not pending and put_off:  # every other run is done: wait for those another process holds
-                        pending = {pool.submit(_run_in_worker, spec, str(out), skip, True, board): spec for spec in put_off}
+                        pending = {pool.submit(_run_in_worker, spec, str(out), skip, True, board,
+                                               self.compile_model): spec for spec in put_off}
                         put_off = []
             except BaseException:
                 for future in pending:
@@ -130,9 +133,10 @@ class PoolExecutor:
 class RayExecutor:
     """Run specs as Ray tasks (one per run) on ``RAY_ADDRESS`` or a local instance; the driver stores them."""
 
-    def __init__(self, num_cpus: int | None = None, tensorboard: Path | None = None):
+    def __init__(self, num_cpus: int | None = None, tensorboard: Path | None = None, compile_model: bool = False):
         self.num_cpus = num_cpus
         self.tensorboard = tensorboard  # on the node that runs the task
+        self.compile_model = compile_model
 
     def run(self, specs: Sequence[RunSpec], out: Path, skip: frozenset = DONE) -> Iterator[Outcome]:
         """Submit every spec as a task (holding its lock until it is stored); store each returned record as it
@@ -166,7 +170,7 @@ class RayExecutor:
                         lock.release()
                         return Outcome(spec.run_id, "stored", None)
                     locks[spec.run_id] = lock
-                    refs[task.remote(spec, out, tensorboard=self.tensorboard)] = spec
+                    refs[task.remote(spec, out, tensorboard=self.tensorboard, compile_model=self.compile_model)] = spec
                     return None
 
                 for spec in specs:
@@ -190,11 +194,12 @@ class RayExecutor:
                 ray.shutdown()
 
 
-def make_executor(backend: str, workers: int | None, progress: bool = False, tensorboard: Path | None = None):
+def make_executor(backend: str, workers: int | None, progress: bool = False, tensorboard: Path | None = None,
+                  compile_model: bool = False):
     """The executor for ``--backend`` / ``--workers`` (None: the backend's default); ``tensorboard``: a folder
-    every run also streams its curves to."""
+    every run also streams its curves to; ``compile_model``: runs train through ``torch.compile``."""
     if backend == "ray":
-        return RayExecutor(num_cpus=workers, tensorboard=tensorboard)
+        return RayExecutor(num_cpus=workers, tensorboard=tensorboard, compile_model=compile_model)
     if workers and workers > 1:
-        return PoolExecutor(workers, tensorboard=tensorboard)
-    return SequentialExecutor(progress=progress, tensorboard=tensorboard)
+        return PoolExecutor(workers, tensorboard=tensorboard, compile_model=compile_model)
+    return SequentialExecutor(progress=progress, tensorboard=tensorboard, compile_model=compile_model)

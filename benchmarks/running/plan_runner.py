@@ -48,7 +48,8 @@ class PlanResult:
 
 def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "local", workers: int | None = None,
              retry_failed: bool = False, dry_run: bool = False, outputs: bool = True,
-             progress: bool | None = None, tensorboard: str | Path | None = None) -> PlanResult:
+             progress: bool | None = None, tensorboard: str | Path | None = None,
+             compile_model: bool = False) -> PlanResult:
     """Run the runs of ``plan`` (a :class:`Plan`, or a request to plan first) that ``OUT/runs.sqlite`` does not
     hold, then rebuild tables, plots and report (unless ``outputs`` is False).
 
@@ -56,8 +57,9 @@ def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "loca
     ``local`` runs in this process (``workers`` None or 1) or a process pool (``workers`` N); ``ray`` on
     ``$RAY_ADDRESS`` or a local Ray instance. ``progress``: per-step bars (None: when stderr is a terminal and
     runs happen in this process); whatever it is, one line per finished run goes to stderr, flushed
-    (:mod:`benchmarks.running.progress`). ``tensorboard``: a folder every run also streams its curves to. A dry
-    run plans and validates only. BadInput on any invalid input, before the store is touched.
+    (:mod:`benchmarks.running.progress`). ``tensorboard``: a folder every run also streams its curves to.
+    ``compile_model``: the supervised domains train through ``torch.compile`` (not part of a run's identity: a
+    stored eager run is not run again). A dry run plans and validates only. BadInput on any invalid input, before the store is touched.
     """
     if backend not in BACKENDS:
         raise BadInput(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
@@ -94,7 +96,8 @@ def run_plan(plan: Plan | SuiteRequest, out: str | Path, *, backend: str = "loca
             print(warning, file=sys.stderr, flush=True)
     if progress is None:
         progress = backend == "local" and (workers or 1) == 1 and sys.stderr.isatty()
-    meanwhile = _drive(make_executor(backend, workers, progress=progress, tensorboard=tensorboard), todo, out, skip)
+    meanwhile = _drive(make_executor(backend, workers, progress=progress, tensorboard=tensorboard,
+                                     compile_model=compile_model), todo, out, skip)
     if meanwhile:
         print(f"{meanwhile} run(s) were stored meanwhile by another process using {out}", file=sys.stderr)
     written = []

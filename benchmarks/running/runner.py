@@ -71,12 +71,13 @@ def resolve_domain(spec: RunSpec) -> Domain:
 
 
 def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.device | None = None,
-            tensorboard: Path | None = None) -> RunRecord:
+            tensorboard: Path | None = None, compile_model: bool = False) -> RunRecord:
     """Train and evaluate ``spec`` once and return its record (never raises for a diverged/failed run).
 
     The record's ``info`` holds what the domain logged plus the timing conditions (machine load at start and
     end, torch threads, cores: :mod:`benchmarks.running.machine_load`). With ``tensorboard`` a folder, every
-    logged record is also streamed to TensorBoard event files under it.
+    logged record is also streamed to TensorBoard event files under it. ``compile_model``: train through
+    ``torch.compile`` where the domain's loop can (the run's info then says ``compiled``).
     """
     domain = resolve_domain(spec)
     device = device or pick_device()
@@ -101,7 +102,7 @@ def execute(spec: RunSpec, out: Path, *, progress: bool = False, device: torch.d
         record.budget = getattr(config, budget_field(domain), None)  # None: a domain without a run length
         ctx = RunContext(recipe=spec.recipe, hparams=dict(spec.hparams), seed=spec.seed, logger=logger,
                          device=device, workdir=checkpoint_dir(out, spec.run_id), progress=progress,
-                         progress_label=run_label(spec))
+                         progress_label=run_label(spec), compile=compile_model)
         metrics = domain.run(config, ctx)
         if domain.metric not in metrics:
             raise KeyError(f"domain {domain.name!r} returned no {domain.metric!r} (got {', '.join(metrics)})")
@@ -166,7 +167,7 @@ def outcome_of(record: RunRecord) -> Outcome:
 
 def run_claimed(spec: RunSpec, out: Path, store: Store, *, skip: frozenset = DONE, wait: bool,
                 progress: bool = False, device: torch.device | None = None,
-                tensorboard: Path | None = None) -> Outcome | None:
+                tensorboard: Path | None = None, compile_model: bool = False) -> Outcome | None:
     """Run ``spec`` and store it, holding its lock; None (nothing done) when another process holds the lock and
     ``wait`` is False. A run that the store holds with a status in ``skip`` once the lock is taken is not run
     again: its outcome is ``(run_id, "stored", None)``."""
@@ -175,7 +176,8 @@ def run_claimed(spec: RunSpec, out: Path, store: Store, *, skip: frozenset = DON
             return None
         if store.status(spec.run_id) in skip:
             return Outcome(spec.run_id, "stored", None)
-        record = execute(spec, out, progress=progress, device=device, tensorboard=tensorboard)
+        record = execute(spec, out, progress=progress, device=device, tensorboard=tensorboard,
+                         compile_model=compile_model)
         finish(record, store, out)
         return outcome_of(record)
 

@@ -226,6 +226,9 @@ class _LastActivation:
     def quantized(self, x: Tensor, fmt: str, group_size: int, outliers: int,
                   dtype: torch.dtype | None = None) -> Tensor:
         """``x`` fake-quantized as an activation (in fp32), then cast to ``dtype`` (None: ``x``'s dtype)."""
+        if torch.compiler.is_compiling():  # the graph dedupes the repeated quantization itself; no side effects
+            value = quantize_values(x, fmt, "activation", group_size, outliers)
+            return value.to(dtype) if dtype is not None else value
         key = (x._version, fmt, group_size, outliers, dtype)
         if self._source is not None and self._source() is x and self._key == key:
             return self._value

@@ -14,7 +14,10 @@ loss, or ``(loss, extras)`` with extras logged as telemetry) and ``evaluate(mode
 from ``optimizers.build`` by recipe name, never from the domain. The run length is ``loop.steps``, which domains
 take from their config's budget field. Under ``torch.distributed`` (``torchrun``) the model is wrapped in
 DistributedDataParallel, every rank feeds its own slice of the global batch through ``batch_at``, and only rank 0
-logs and checkpoints.
+logs and checkpoints. With ``ctx.compile`` the loss (forward included) runs through ``torch.compile``: the
+same arithmetic fused by inductor, equal to the eager loss to float rounding (the order of some sums differs), so
+runs drift apart like two machines' would; the run's info says ``compiled`` and the first step's seconds
+(``compile_seconds``: inductor caches kernels on disk, so later processes compile faster).
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ def train(model: nn.Module, batch_at: Callable[[int], Any], loss_fn: LossFn, eva
     model.train()
     net = wrap_ddp(model, ctx.device) if world > 1 else model
     optimizer = optimizers.build(ctx.recipe, model.named_parameters(), **ctx.hparams)
+    step_loss = torch.compile(loss_fn) if ctx.compile else loss_fn
     schedule = _LRSchedule(optimizer, loop)
     autocast = _autocast(ctx.device, loop.autocast_dtype)
     checkpoint = TrainerCheckpoint(ctx.workdir, model, optimizer, ctx.device) \
@@ -116,7 +120,10 @@ def train(model: nn.Module, batch_at: Callable[[int], Any], loss_fn: LossFn, eva
             wants_stats = step % loop.log_every == 0
             optimizer.collect_stats = wants_stats
             optimizer.zero_grad(set_to_none=True)
-            loss, extras = forward_backward(net, loss_fn, batch_at(step), loop.micro_batch_size, autocast)
+            started = time.perf_counter()
+            loss, extras = forward_backward(net, step_loss, batch_at(step), loop.micro_batch_size, autocast)
+            if ctx.compile and step == start:  # the first step compiles the forward and the backward
+                ctx.logger.log_info(compiled=True, compile_seconds=round(time.perf_counter() - started, 2))
             optimizer.step()
 
             loss_value = mean_across_ranks(loss, world)
