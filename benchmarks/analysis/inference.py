@@ -26,7 +26,9 @@ POWER_TARGET = 0.8
 class TestResult:
     """``mean(a) - mean(b)`` with a t interval and a two-sided p-value.
 
-    ``method`` is ``"paired t"`` (on seeds both arms ran) or ``"Welch t"``; ``n`` the number of pairs (paired)
+    ``method`` is ``"paired t"`` (on seeds both arms ran) or ``"Welch t"``; when the t statistic is undefined
+    (every difference equal, or both arms constant) the exact test those data allow instead: a two-sided sign
+    test (``2 * 0.5**n``) or permutation test (``2 / C(n_a + n_b, n_a)``), never a p of 0 from three seeds; ``n`` the number of pairs (paired)
     or ``min(n_a, n_b)`` (Welch); ``sd`` the standard deviation of the differences (paired) or the pooled
     standard error times sqrt(n) (Welch), which is what a power estimate needs.
     """
@@ -74,9 +76,9 @@ def paired_t(a: Sequence[float], b: Sequence[float], confidence: float = 1 - ALP
                           math.nan)
     mean, sd = float(d.mean()), float(d.std(ddof=1))
     se = sd / math.sqrt(n)
-    if se == 0:  # identical differences: exact, no spread
-        p = 1.0 if mean == 0 else 0.0
-        return TestResult(mean, mean, mean, p, n, n, n, "paired t", 0.0)
+    if se == 0:  # identical differences: t is undefined; n pairs of one sign are worth a sign test, no more
+        p = 1.0 if mean == 0 else min(1.0, 2 * 0.5 ** n)
+        return TestResult(mean, mean, mean, p, n, n, n, "sign test (differences all equal)", 0.0)
     t = mean / se
     p = float(2 * sps.t.sf(abs(t), n - 1))
     half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * se
@@ -92,9 +94,10 @@ def welch_t(a: Sequence[float], b: Sequence[float], confidence: float = 1 - ALPH
         return TestResult(estimate, math.nan, math.nan, math.nan, na, nb, min(na, nb), "Welch t", math.nan)
     va, vb = x.var(ddof=1) / na, y.var(ddof=1) / nb
     se = math.sqrt(va + vb)
-    if se == 0:
-        p = 1.0 if estimate == 0 else 0.0
-        return TestResult(estimate, estimate, estimate, p, na, nb, min(na, nb), "Welch t", 0.0)
+    if se == 0:  # two constant arms: t is undefined; their exact permutation test (no overlap possible) instead
+        p = 1.0 if estimate == 0 else min(1.0, 2 / math.comb(na + nb, na))
+        return TestResult(estimate, estimate, estimate, p, na, nb, min(na, nb), "permutation test (arms constant)",
+                          0.0)
     df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
     t = estimate / se
     p = float(2 * sps.t.sf(abs(t), df))

@@ -162,7 +162,8 @@ VOCABULARY = (
     "this scale 4-bit Adam is not significantly worse than 16-bit Adam); **regime not reached** (a cell did not "
     "beat the domain's trivial baselines by {margin:.0%}, or its regime is unknown); **underpowered** (fewer "
     "than {seeds} seeds per arm, or too little power for the paper's effect at the observed spread); "
-    "**inconclusive**; **not run**. Tests: paired t on seed-matched arms, Welch t otherwise (LR sensitivity: "
+    "**inconclusive**; **not run**. Tests: paired t on seed-matched arms, Welch t otherwise, and where t is "
+    "undefined (every seed's difference equal) the exact sign or permutation test (LR sensitivity: "
     "paired seed bootstrap with the best LR re-picked); alpha = {alpha}; every p is shown raw and Holm-adjusted.")
 
 

@@ -41,6 +41,22 @@ def test_compare_pairs_shared_seeds_and_falls_back_to_welch():
     assert r.method == "Welch t" and r.n_b == 2
 
 
+def test_identical_differences_get_the_exact_sign_test_not_p_zero():
+    # three seeds that each "never reach" the target give the same ratio: t is undefined, and three pairs of
+    # one sign can say no more than a two-sided sign test: 2 * 0.5**3 = 0.25
+    r = inference.paired_t([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    assert r.p == pytest.approx(0.25) and r.estimate == 1.0 and r.method.startswith("sign test")
+    assert inference.paired_t([1.0] * 6, [0.0] * 6).p == pytest.approx(2 / 64)
+    assert inference.paired_t([1.0, 1.0], [1.0, 1.0]).p == 1.0
+
+
+def test_two_constant_arms_get_the_exact_permutation_test():
+    # 3 vs 3 values, every a above every b: 2 of the C(6, 3) = 20 splits are as extreme (two-sided)
+    r = inference.welch_t([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    assert r.p == pytest.approx(0.1) and r.method.startswith("permutation test")
+    assert inference.welch_t([1.0, 1.0], [1.0, 1.0, 1.0]).p == 1.0
+
+
 def test_too_few_values_give_no_p():
     r = inference.compare({0: 1.0}, {0: 2.0})
     assert math.isnan(r.p) and not r.testable
