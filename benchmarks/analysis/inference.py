@@ -28,8 +28,8 @@ class TestResult:
 
     ``method`` is ``"paired t"`` (on seeds both arms ran) or ``"Welch t"``; when the t statistic is undefined
     (every difference equal, or both arms constant) the exact test those data allow instead: a two-sided sign
-    test (``2 * 0.5**n``) or permutation test (``2 / C(n_a + n_b, n_a)``), never a p of 0 from three seeds; ``n`` the number of pairs (paired)
-    or ``min(n_a, n_b)`` (Welch); ``sd`` the standard deviation of the differences (paired) or the pooled
+    test (``2 * 0.5**n``) or permutation test (``2 / C(n_a + n_b, n_a)``), never a p of 0 from three seeds;
+    ``n`` the number of pairs (paired) or ``min(n_a, n_b)`` (Welch); ``sd`` the standard deviation of the differences (paired) or the pooled
     standard error times sqrt(n) (Welch), which is what a power estimate needs.
     """
 

@@ -11,8 +11,8 @@ load change hits all alike. Printed per case: median ms/step, steps/s, tokens/s 
 compiled path its first step (the compile, with inductor's on-disk cache as this machine has it) and what a whole
 run of the preset's steps gains once that is paid; the cost of one full evaluation (the held-out budget) before
 and after; whether the eager paths gave the same step losses (they should: the new loss is the old one bit for
-bit) and the compiled path's largest relative difference from them. The machine load (``os.getloadavg``) before and after and
-torch's thread count are printed too: on a shared machine only the interleaved ratio means much.
+bit) and the compiled path's largest relative difference from them. The machine load (``os.getloadavg``) before
+and after and torch's thread count are printed too: on a shared machine only the interleaved ratio means much.
 """
 
 from __future__ import annotations

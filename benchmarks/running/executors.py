@@ -108,7 +108,11 @@ class PoolExecutor:
         with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
                                  initargs=(threads, slots, os.getpid())) as pool:
             board = str(self.tensorboard) if self.tensorboard else None
-            pending = {pool.submit(_run_in_worker, spec, str(out), skip, False, board, self.compile_model): spec for spec in specs}
+
+            def submit(spec: RunSpec, wait_for_lock: bool):
+                return pool.submit(_run_in_worker, spec, str(out), skip, wait_for_lock, board, self.compile_model)
+
+            pending = {submit(spec, False): spec for spec in specs}
             put_off: list[RunSpec] = []
             try:
                 while pending:
@@ -121,8 +125,7 @@ class PoolExecutor:
                         else:
                             put_off.append(spec)
                     if not pending and put_off:  # every other run is done: wait for those another process holds
-                        pending = {pool.submit(_run_in_worker, spec, str(out), skip, True, board,
-                                               self.compile_model): spec for spec in put_off}
+                        pending = {submit(spec, True): spec for spec in put_off}
                         put_off = []
             except BaseException:
                 for future in pending:
