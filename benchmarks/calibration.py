@@ -3,11 +3,12 @@ from their domains' trivial baselines.
 
 ::
 
-    python -m benchmarks.calibration probes [--workers 2]   # run PROBES into results/calibration/ (~25 CPU-minutes)
+    python -m benchmarks.calibration probes [--workers 2]   # run PROBES into results/calibration/ (~35 CPU-minutes)
+    python -m benchmarks.calibration probes --probe NAME    # only that probe (repeatable)
     python -m benchmarks.calibration summary                 # results/calibration/probes.json from that store
     python -m benchmarks.calibration regime [--out DIR]      # every cell of a store against its gate, and CPU-hours
 
-A **probe** is one suite of Adam runs (seed 0) at a preset with a few fields overridden: each asks one question
+A **probe** is one suite of Adam runs (or another recipe's; seed 0) at a preset with a few fields overridden: each asks one question
 of a preset choice (enough steps? which anomaly scale? a smaller vocabulary?). Every figure a preset's comment
 quotes is a :class:`Quote` of a probe: :func:`quoted_figures` reads it back from ``probes.json``, and the tests
 check that each quote is written in the domain's source and equals the measured value at the quoted precision.
@@ -44,7 +45,8 @@ class Quote:
 
 @dataclass(frozen=True)
 class Probe:
-    """Adam, seed 0, on ``domain`` at ``preset`` with each field of ``sets`` set (several values make a grid)."""
+    """``optimizer`` (Adam unless said), seed 0, on ``domain`` at ``preset`` with each field of ``sets`` set
+    (several values make a grid), at the policy's LR or at each of ``lrs`` (quotes match these as ``lr``)."""
 
     name: str
     domain: str
@@ -53,13 +55,15 @@ class Probe:
     sets: Mapping[str, tuple]
     quotes: tuple[Quote, ...] = ()
     source: str = ""  # the module whose preset comment quotes the figures
+    optimizer: str = "adam"
+    lrs: tuple[float, ...] | None = None
 
     def request(self):
         """The probe as a :class:`~benchmarks.planning.request.SuiteRequest`."""
         from benchmarks.planning.request import OptimizerItem, SuiteRequest
 
         return SuiteRequest(preset=self.preset, studies=(self.study,), domains=(self.domain,),
-                            optimizers=(OptimizerItem("adam"),), seeds=1,
+                            optimizers=(OptimizerItem(self.optimizer),), lrs=self.lrs, seeds=1,
                             sets={self.domain: {k: tuple(v) for k, v in self.sets.items()}})
 
 
@@ -101,16 +105,32 @@ PROBES: tuple[Probe, ...] = (
     Probe("weather-lr", "weather", "cpu", "severity",
           {"steps": (1000,), "severity": (5.0,), "peak_lr": (0.002, 0.004)}, source=_WEATHER, quotes=(
               Quote("0.869", "test_mse", {"peak_lr": 0.002}), Quote("1.034", "test_mse", {"peak_lr": 0.004}))),
+    # llama: is the `integration` study's Lion (the policy's LR, a fifth of Adam's: 4e-4) out of regime because its
+    # LR is too small for 1000 steps? Lion in INT4 at larger LRs
+    Probe("llama-lion-lr", "llama", "cpu", "integration", {"quant": ("int4",)}, optimizer="lion",
+          lrs=(1e-3, 2e-3), source=_LLAMA),
 )
 
 
 # --- probes -------------------------------------------------------------------------------------------------
 
-def run_probes(out: Path = CALIBRATION_DIR, workers: int | None = None) -> None:
-    """Run every probe into ``out/runs.sqlite`` (stored runs are skipped, so this resumes)."""
+def select_probes(names: list[str] | None) -> tuple[Probe, ...]:
+    """The probes named (all when ``names`` is None); an unknown name is a ValueError."""
+    if names is None:
+        return PROBES
+    known = {probe.name: probe for probe in PROBES}
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown probe {name!r}; known: {', '.join(known)}")
+    return tuple(known[name] for name in names)
+
+
+def run_probes(out: Path = CALIBRATION_DIR, workers: int | None = None,
+               probes: tuple[Probe, ...] = PROBES) -> None:
+    """Run ``probes`` (default: all) into ``out/runs.sqlite`` (stored runs are skipped, so this resumes)."""
     from benchmarks.running.plan_runner import run_plan
 
-    for probe in PROBES:
+    for probe in probes:
         print(f"probe {probe.name}", file=sys.stderr, flush=True)
         run_plan(probe.request(), out, workers=workers, outputs=False)
 
@@ -131,8 +151,11 @@ def probe_values(store_dir: Path = CALIBRATION_DIR) -> list[dict[str, Any]]:
                 values = {k: float(v) for k, v in (row["final_metrics"] or {}).items() if _is_number(v)}
                 for (kind, name), curve in store.curves(spec.run_id, "eval").items():
                     values.update({f"{name}@{int(s)}": float(v) for s, v in zip(curve.steps, curve.values)})
+                config = {k: row["config"].get(k) for k in probe.sets}
+                if probe.lrs:
+                    config["lr"] = row["lr"]
                 entries.append({"probe": probe.name, "domain": probe.domain, "preset": probe.preset,
-                                "config": {k: row["config"].get(k) for k in probe.sets},
+                                "config": config,
                                 "run_id": spec.run_id, "seconds": row["wall_seconds"], "values": values})
     return entries
 
@@ -228,9 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "results" / "reference"), help="store folder (regime)")
     parser.add_argument("--preset", default="cpu", help="preset to tabulate (regime)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (probes)")
+    parser.add_argument("--probe", action="append", default=None, metavar="NAME",
+                        help="run only this probe (repeatable; probes)")
     args = parser.parse_args(argv)
     if args.command == "probes":
-        run_probes(workers=args.workers)
+        try:
+            probes = select_probes(args.probe)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        run_probes(workers=args.workers, probes=probes)
         print(write_summary())
     elif args.command == "summary":
         print(write_summary())

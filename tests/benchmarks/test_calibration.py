@@ -25,11 +25,35 @@ def test_every_quoted_preset_figure_is_written_in_its_source_and_measured_by_a_p
         assert as_quoted(value, quote.text) == quote.text, f"{probe.name} {quote.series} {quote.where}: {value}"
 
 
-def test_probes_are_adam_at_seed_0_with_only_the_probed_fields_set():
+def test_probes_are_one_recipe_at_seed_0_with_only_the_probed_fields_set():
     for probe in PROBES:
         request = probe.request()
-        assert [item.name for item in request.optimizers] == ["adam"] and request.seeds == 1
+        assert [item.name for item in request.optimizers] == [probe.optimizer] and request.seeds == 1
         assert request.sets == {probe.domain: {k: tuple(v) for k, v in probe.sets.items()}}
+        assert request.lrs == probe.lrs
+    assert {probe.optimizer for probe in PROBES} == {"adam", "lion"}
+
+
+def test_a_probe_with_its_own_lrs_plans_one_run_per_lr():
+    from benchmarks.planning.expansion import plan_suite
+
+    lion = next(probe for probe in PROBES if probe.name == "llama-lion-lr")
+    specs = plan_suite(lion.request()).specs
+    assert sorted(spec.lr for spec in specs) == [1e-3, 2e-3]
+    assert {spec.recipe for spec in specs} == {"lion"} and {spec.config["quant"] for spec in specs} == {"int4"}
+
+
+def test_probes_select_by_name_and_reject_unknown_names():
+    assert [probe.name for probe in calibration.select_probes(["weather-lr"])] == ["weather-lr"]
+    assert len(calibration.select_probes(None)) == len(PROBES)
+    with pytest.raises(ValueError, match="unknown probe 'nope'"):
+        calibration.select_probes(["nope"])
+
+
+def test_an_unknown_probe_on_the_command_line_is_one_line_and_exit_2(capsys):
+    assert calibration.main(["probes", "--probe", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown probe 'nope'") and err.count("\n") == 1
 
 
 def test_as_quoted_keeps_the_written_precision():
