@@ -105,10 +105,10 @@ PROBES: tuple[Probe, ...] = (
     Probe("weather-lr", "weather", "cpu", "severity",
           {"steps": (1000,), "severity": (5.0,), "peak_lr": (0.002, 0.004)}, source=_WEATHER, quotes=(
               Quote("0.869", "test_mse", {"peak_lr": 0.002}), Quote("1.034", "test_mse", {"peak_lr": 0.004}))),
-    # llama: is the `integration` study's Lion (the policy's LR, a fifth of Adam's: 4e-4) out of regime because its
-    # LR is too small for 1000 steps? Lion in INT4 at larger LRs
+    # llama: is the `integration` study's Lion (the policy's LR, a fifth of Adam's: 4e-4) out of regime because of
+    # its LR? Lion in INT4 above and below it
     Probe("llama-lion-lr", "llama", "cpu", "integration", {"quant": ("int4",)}, optimizer="lion",
-          lrs=(1e-3, 2e-3), source=_LLAMA),
+          lrs=(1e-4, 2e-4, 1e-3, 2e-3), source=_LLAMA),
 )
 
 

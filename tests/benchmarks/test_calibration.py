@@ -39,7 +39,7 @@ def test_a_probe_with_its_own_lrs_plans_one_run_per_lr():
 
     lion = next(probe for probe in PROBES if probe.name == "llama-lion-lr")
     specs = plan_suite(lion.request()).specs
-    assert sorted(spec.lr for spec in specs) == [1e-3, 2e-3]
+    assert sorted(spec.lr for spec in specs) == [1e-4, 2e-4, 1e-3, 2e-3]
     assert {spec.recipe for spec in specs} == {"lion"} and {spec.config["quant"] for spec in specs} == {"int4"}
 
 
