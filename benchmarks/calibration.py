@@ -111,7 +111,9 @@ PROBES: tuple[Probe, ...] = (
     # llama: is the `integration` study's Lion (the policy's LR, a fifth of Adam's: 4e-4) out of regime because of
     # its LR? Lion in INT4 above and below it
     Probe("llama-lion-lr", "llama", "cpu", "integration", {"quant": ("int4",)}, optimizer="lion",
-          lrs=(1e-4, 2e-4, 1e-3, 2e-3), source=_LLAMA),
+          lrs=(1e-4, 2e-4, 1e-3, 2e-3), source="benchmarks/protocol/hparams.py", quotes=tuple(
+              Quote(text, "val_ppl", {"lr": lr}) for text, lr in
+              (("226.9", 1e-4), ("154.4", 2e-4), ("145.3", 1e-3), ("159.0", 2e-3)))),
 )
 
 
