@@ -24,7 +24,7 @@ PACKAGES = (
 def _static_environment() -> dict:
     return {
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": int(bool(_git("status", "--porcelain", "--untracked-files=no"))),
+        "git_dirty": int(is_dirty()),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "packages": {name: _version(name) for name in PACKAGES if _version(name)},
@@ -33,6 +33,12 @@ def _static_environment() -> dict:
         "cpu": _cpu_name(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def is_dirty() -> bool:
+    """Whether a tracked file outside ``results/`` differs from the commit. ``results/`` holds the stores and
+    their outputs: a committed store that a run opens (and migrates) in a fresh checkout is data, not code."""
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"))
 
 
 def environment(device: torch.device) -> dict:
