@@ -224,20 +224,43 @@ def regime_table(out: Path, preset: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def study_costs(out: Path) -> pd.DataFrame:
-    """CPU-hours per (domain, preset, study) of a store: the runs' wall seconds summed (each run trains on one
-    torch thread, so with one worker per core its wall time is its CPU time), and the mean per run."""
+def study_costs(out: Path, preset: str | None = None) -> pd.DataFrame:
+    """CPU-hours per (domain, preset, study) of the paper's studies at ``preset`` (default: each preset the store
+    has) in a store: the stored runs' wall seconds
+    summed (each run trains on one torch thread, so with one worker per core its wall time is its CPU time), the
+    mean per run, the runs the study plans, those not stored yet, and their estimated cost (at the study's mean per
+    run, or the domain's where the study has none stored)."""
     import sqlite3
 
     with sqlite3.connect(Path(out) / "runs.sqlite") as conn:
         frame = pd.read_sql_query(
-            "SELECT s.study, r.domain, r.preset, r.status, r.wall_seconds FROM study_runs s JOIN runs r USING(run_id)",
+            "SELECT s.study, r.run_id, r.domain, r.preset, r.wall_seconds FROM study_runs s JOIN runs r USING(run_id)",
             conn)
-    if frame.empty:
-        return frame
-    grouped = frame.groupby(["domain", "preset", "study"])
-    return pd.DataFrame({"runs": grouped.size(), "cpu_hours": grouped["wall_seconds"].sum() / 3600,
-                         "minutes_per_run": grouped["wall_seconds"].mean() / 60}).reset_index()
+    presets = [preset] if preset else sorted(set(frame["preset"]))
+    return pd.DataFrame([row for name in presets for row in _preset_costs(frame[frame["preset"] == name], name)])
+
+
+def _preset_costs(frame: pd.DataFrame, preset: str) -> list[dict[str, Any]]:
+    from benchmarks.planning.expansion import plan_suite
+    from benchmarks.planning.request import SuiteRequest
+    from benchmarks.protocol.studies import PAPER_STUDIES
+
+    stored_ids = set(frame["run_id"])
+    domain_minutes = frame.groupby("domain")["wall_seconds"].mean() / 60
+    rows = []
+    for domain, studies in PAPER_STUDIES.items():
+        distinct = {id(by_preset): name for name, by_preset in reversed(list(studies.items()))}  # `main` aliases
+        for study in (name for name, by_preset in studies.items()
+                      if distinct[id(by_preset)] == name and preset in by_preset):
+            runs = frame[(frame["domain"] == domain) & (frame["study"] == study)]
+            planned = {spec.run_id for spec in plan_suite(SuiteRequest(
+                preset=preset, studies=(study,), domains=(domain,))).specs}
+            minutes = runs["wall_seconds"].mean() / 60 if not runs.empty else domain_minutes.get(domain, math.nan)
+            to_run = len(planned - stored_ids)
+            rows.append({"domain": domain, "preset": preset, "study": study, "runs": len(runs), "planned": len(planned),
+                         "to_run": to_run, "cpu_hours": runs["wall_seconds"].sum() / 3600,
+                         "minutes_per_run": minutes, "cpu_hours_to_run": to_run * minutes / 60})
+    return rows
 
 
 def _short(config: Mapping[str, Any]) -> str:
@@ -275,11 +298,12 @@ def main(argv: list[str] | None = None) -> int:
             print(table.drop(columns=["why"]).to_string(index=False, float_format=lambda v: f"{v:.4g}")
                   if not table.empty else "no runs")
             print()
-            costs = study_costs(Path(args.out))
+            costs = study_costs(Path(args.out), args.preset)
             print(costs.to_string(index=False, float_format=lambda v: f"{v:.2f}") if not costs.empty else "")
             if not costs.empty:
                 print(f"\ntotal: {costs['runs'].sum()} runs, {costs['cpu_hours'].sum():.2f} CPU-hours "
-                      f"(a run asked for by two studies counts in both)")
+                      f"(a run asked for by two studies counts in both); still to run: {costs['to_run'].sum()} "
+                      f"runs, ~{costs['cpu_hours_to_run'].sum():.1f} CPU-hours")
     return 0
 
 
