@@ -7,6 +7,7 @@ from their domains' trivial baselines.
     python -m benchmarks.calibration probes --probe NAME    # only that probe (repeatable)
     python -m benchmarks.calibration summary                 # results/calibration/probes.json from that store
     python -m benchmarks.calibration regime [--out DIR]      # every cell of a store against its gate, and CPU-hours
+    python -m benchmarks.calibration costs [--out DIR]       # the README's cost table (markdown) of that store
 
 A **probe** is one suite of Adam runs (or another recipe's; seed 0) at a preset with a few fields overridden: each asks one question
 of a preset choice (enough steps? which anomaly scale? a smaller vocabulary?). Every figure a preset's comment
@@ -258,9 +259,25 @@ def _preset_costs(frame: pd.DataFrame, preset: str) -> list[dict[str, Any]]:
             minutes = runs["wall_seconds"].mean() / 60 if not runs.empty else domain_minutes.get(domain, math.nan)
             to_run = len(planned - stored_ids)
             rows.append({"domain": domain, "preset": preset, "study": study, "runs": len(runs), "planned": len(planned),
-                         "to_run": to_run, "cpu_hours": runs["wall_seconds"].sum() / 3600,
+                         "stored": len(planned & stored_ids), "to_run": to_run, "cpu_hours": runs["wall_seconds"].sum() / 3600,
                          "minutes_per_run": minutes, "cpu_hours_to_run": to_run * minutes / 60})
     return rows
+
+
+def cost_table_markdown(costs: pd.DataFrame) -> str:
+    """The README's cost table of :func:`study_costs`' rows (one preset), and a line of totals under it."""
+    lines = ["| domain | study | runs stored of planned | CPU-hours run | minutes per run | still to run (CPU-hours, "
+             "estimate) |", "|---|---|---|---|---|---|"]
+    for row in costs.itertuples():
+        minutes = f"{row.minutes_per_run:.1f}" + (" (domain's mean)" if row.runs == 0 else "")
+        to_run = f"{row.to_run} runs, ~{row.cpu_hours_to_run:.1f}" if row.to_run else "—"
+        lines.append(f"| {row.domain} | `{row.study}` | {row.stored} of {row.planned} | {row.cpu_hours:.2f} | "
+                     f"{minutes} | {to_run} |")
+    lines.append("")
+    lines.append(f"Run so far: {costs['runs'].sum()} study memberships, {costs['cpu_hours'].sum():.2f} CPU-hours (a run "
+                 f"that two studies share counts in both); still to run: {costs['to_run'].sum()} runs, "
+                 f"~{costs['cpu_hours_to_run'].sum():.1f} CPU-hours.")
+    return "\n".join(lines)
 
 
 def _short(config: Mapping[str, Any]) -> str:
@@ -275,9 +292,9 @@ def _is_number(value: Any) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """The command line (module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.calibration", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("probes", "summary", "regime"))
-    parser.add_argument("--out", default=str(ROOT / "results" / "reference"), help="store folder (regime)")
-    parser.add_argument("--preset", default="cpu", help="preset to tabulate (regime)")
+    parser.add_argument("command", choices=("probes", "summary", "regime", "costs"))
+    parser.add_argument("--out", default=str(ROOT / "results" / "reference"), help="store folder (regime, costs)")
+    parser.add_argument("--preset", default="cpu", help="preset to tabulate (regime, costs)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (probes)")
     parser.add_argument("--probe", action="append", default=None, metavar="NAME",
                         help="run only this probe (repeatable; probes)")
@@ -292,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         print(write_summary())
     elif args.command == "summary":
         print(write_summary())
+    elif args.command == "costs":
+        costs = study_costs(Path(args.out), args.preset)
+        print(cost_table_markdown(costs) if not costs.empty else "no runs")
     else:
         with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_colwidth", 40):
             table = regime_table(Path(args.out), args.preset)

@@ -77,3 +77,34 @@ def test_regime_table_and_costs_of_a_store(tmp_path):
     assert table.loc["moe", "ratio"] == pytest.approx(math.exp(4.26 - 4.445)) and table.loc["moe", "regime"] == "in"
     costs = study_costs(tmp_path).set_index("study")
     assert costs.loc["severity", "runs"] == 2 and costs.loc["severity", "cpu_hours"] == pytest.approx(2 / 3600)
+
+
+def test_costs_count_a_planned_run_stored_under_another_study_as_stored(tmp_path):
+    """A study's run that another study asked for first is stored, not still to run (hparams shares main's runs)."""
+    from benchmarks.planning.expansion import plan_suite
+    from benchmarks.planning.request import SuiteRequest
+
+    planned = plan_suite(SuiteRequest(preset="smoke", studies=("severity",), domains=("weather",))).specs
+    with Store(tmp_path / "runs.sqlite") as store:
+        shared = planned[0]
+        store.write_run(make_record(shared.with_studies(("other",)), value=0.5))
+    row = study_costs(tmp_path, "smoke").set_index(["domain", "study"]).loc[("weather", "severity")]
+    assert row["runs"] == 0 and row["stored"] == 1 and row["planned"] == len(planned)
+    assert row["to_run"] == len(planned) - 1
+
+
+def test_cost_table_markdown_rows_and_totals():
+    """One row per study: stored of planned, CPU-hours, minutes (the domain's mean when the study has no runs of its
+    own), and what is still to run; the totals line sums the columns."""
+    import pandas as pd
+
+    costs = pd.DataFrame([
+        {"domain": "llama", "study": "main", "runs": 57, "planned": 57, "stored": 57, "to_run": 0, "cpu_hours": 2.49,
+         "minutes_per_run": 2.62, "cpu_hours_to_run": 0.0},
+        {"domain": "llama", "study": "hparams", "runs": 0, "planned": 33, "stored": 3, "to_run": 30, "cpu_hours": 0.0,
+         "minutes_per_run": 2.9, "cpu_hours_to_run": 1.44}])
+    lines = calibration.cost_table_markdown(costs).splitlines()
+    assert lines[2] == "| llama | `main` | 57 of 57 | 2.49 | 2.6 | — |"
+    assert lines[3] == "| llama | `hparams` | 3 of 33 | 0.00 | 2.9 (domain's mean) | 30 runs, ~1.4 |"
+    assert lines[-1] == ("Run so far: 57 study memberships, 2.49 CPU-hours (a run that two studies share counts in "
+                         "both); still to run: 30 runs, ~1.4 CPU-hours.")
