@@ -241,7 +241,7 @@ def _does_not_show(group: StudyGroup) -> list[str]:
         state, text = regime.cell_regime(regime_best(cell))
         where = f"{key[0]} at {group.column_key(cell.iloc[0]['config'])}"
         if state is False:
-            fix = _regime_note(group.domain, cell.iloc[0]["config"])
+            fix = _variant_note(runs, cell) or _regime_note(group.domain, cell.iloc[0]["config"])
             out.append(f"{where} ({text}{'; what would fix it: ' + fix if fix else ''})")
         elif state is None:
             unknown.append(where)
@@ -254,6 +254,20 @@ def _does_not_show(group: StudyGroup) -> list[str]:
     lines.append("Nor does any of it show behaviour at the paper's scale (its models have 60M-1B parameters and "
                  "train on billions of tokens); see the scale line above.")
     return lines + [""]
+
+
+def _variant_note(runs: pd.DataFrame, cell: pd.DataFrame) -> str:
+    """For a recipe run with a moved hyper-parameter (a variant, as in the ``hparams`` study) whose default is in
+    regime at the same config: the moved hyper-parameter is what leaves the cell out, not the scale ("" otherwise)."""
+    first = cell.iloc[0]
+    if not first["variant"]:
+        return ""
+    base = runs[(runs["recipe"] == first["recipe"]) & (runs["variant"] == "")
+                & (runs["config_key"] == first["config_key"])]
+    if base.empty or regime.cell_regime(regime_best(base))[0] is not True:
+        return ""
+    return (f"{first['recipe']}'s own hyper-parameters ({first['recipe']} is in regime at the same config): the moved "
+            f"{first['variant']} is what leaves this cell out, a finding about that setting, not about the scale")
 
 
 def _regime_note(domain: str, config: dict) -> str:

@@ -1,5 +1,6 @@
 """Tables, plots, report and claims audit built from a store filled with known numbers."""
 
+import dataclasses
 import statistics
 
 import numpy as np
@@ -305,3 +306,24 @@ def test_the_llama_note_for_an_int2_cell_asks_for_a_larger_model():
     llama = domains.get("llama")
     assert "larger model" in llama.regime_note({"quant": "int2"}) and "bigram" in llama.regime_note({"quant": "int2"})
     assert "more training tokens" in llama.regime_note({"quant": "int4"})
+
+
+def test_an_out_of_regime_variant_of_an_in_regime_recipe_is_named_with_its_moved_setting(tmp_path):
+    """In an ``hparams``-like study the default recipe is in regime and a variant is not: the report names the moved
+    hyper-parameter as the reason, not the domain's scale note (which the default's cell disproves)."""
+    with Store(tmp_path / "runs.sqlite") as store:
+        for recipe, values in (("stable_spam", (70.0, 71.0)), ("stable_spam:reset_interval=13", (91.0, 92.0))):
+            for seed, value in enumerate(values):
+                spec = make_spec("llama", recipe.split(":")[0], seed, studies=("hparams",), quant="fp4_e1m2")
+                if ":" in recipe:
+                    spec = dataclasses.replace(spec, variant="reset_interval=13",
+                                               hparams={**spec.hparams, "reset_interval": 13})
+                record = make_record(spec, value, metric="val_ppl")
+                record.final_metrics.update({"baseline/bigram": 85.2, "baseline/unigram": 400.0})
+                store.write_run(record)
+    build_outputs(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "stable_spam [reset_interval=13] at all (out of regime: 91.5 vs bigram 85.2" in report
+    assert ("what would fix it: stable_spam's own hyper-parameters (stable_spam is in regime at the same config): the "
+            "moved reset_interval=13 is what leaves this cell out") in report
+    assert "more training tokens" not in report
