@@ -259,7 +259,8 @@ def _preset_costs(frame: pd.DataFrame, preset: str) -> list[dict[str, Any]]:
             minutes = runs["wall_seconds"].mean() / 60 if not runs.empty else domain_minutes.get(domain, math.nan)
             to_run = len(planned - stored_ids)
             rows.append({"domain": domain, "preset": preset, "study": study, "runs": len(runs), "planned": len(planned),
-                         "stored": len(planned & stored_ids), "to_run": to_run, "cpu_hours": runs["wall_seconds"].sum() / 3600,
+                         "stored": len(planned & stored_ids), "to_run": to_run,
+                         "cpu_hours": runs["wall_seconds"].sum() / 3600,
                          "minutes_per_run": minutes, "cpu_hours_to_run": to_run * minutes / 60})
     return rows
 
