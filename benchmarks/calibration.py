@@ -274,11 +274,14 @@ def cost_table_markdown(costs: pd.DataFrame) -> str:
         to_run = f"{row.to_run} runs, ~{row.cpu_hours_to_run:.1f}" if row.to_run else "—"
         lines.append(f"| {row.domain} | `{row.study}` | {row.stored} of {row.planned} | {row.cpu_hours:.2f} | "
                      f"{minutes} | {to_run} |")
-    lines.append("")
-    lines.append(f"Run so far: {costs['runs'].sum()} study memberships, {costs['cpu_hours'].sum():.2f} CPU-hours (a run "
-                 f"that two studies share counts in both); still to run: {costs['to_run'].sum()} runs, "
-                 f"~{costs['cpu_hours_to_run'].sum():.1f} CPU-hours.")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", cost_totals(costs)])
+
+
+def cost_totals(costs: pd.DataFrame) -> str:
+    """One line: the study memberships and CPU-hours of :func:`study_costs`' rows, and what is still to run."""
+    return (f"Run so far: {costs['runs'].sum()} study memberships, {costs['cpu_hours'].sum():.2f} CPU-hours (a run "
+            f"that two studies share counts in both); still to run: {costs['to_run'].sum()} runs, "
+            f"~{costs['cpu_hours_to_run'].sum():.1f} CPU-hours.")
 
 
 def _short(config: Mapping[str, Any]) -> str:
@@ -322,9 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             costs = study_costs(Path(args.out), args.preset)
             print(costs.to_string(index=False, float_format=lambda v: f"{v:.2f}") if not costs.empty else "")
             if not costs.empty:
-                print(f"\ntotal: {costs['runs'].sum()} runs, {costs['cpu_hours'].sum():.2f} CPU-hours "
-                      f"(a run asked for by two studies counts in both); still to run: {costs['to_run'].sum()} "
-                      f"runs, ~{costs['cpu_hours_to_run'].sum():.1f} CPU-hours")
+                print(f"\n{cost_totals(costs)}")
     return 0
 
 

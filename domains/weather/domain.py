@@ -137,9 +137,8 @@ class WeatherDomain(Domain):
         if config.get("anomaly_max", "window") != "window":
             return ("a per-window anomaly scale (anomaly_max=window): a max over the whole training set swamps the "
                     "signal at S >= 2")
-        return ("more steps and a milder top severity: at S = 5, 3000 steps instead of 2000 take seeds 0-3 from 0.816 "
-                "to 0.811 test MSE for Adam (its 10-seed mean misses the gate by 0.7% at 2000) and from 0.846 to 0.809 "
-                "for Stable-SPAM (a scratch run, not yet a probe)")
+        return ("more steps and a milder top severity: at S = 5 more steps help Stable-SPAM but barely move Adam "
+                "(README, weather `severity`: a 3000-step run of 4 seeds)")
 
     def baselines(self, config: WeatherConfig, seed: int) -> dict[str, float]:
         """Test MSEs of trivial forecasts on the run's test windows (:mod:`domains.weather.baselines`).
