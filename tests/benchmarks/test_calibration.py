@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -25,13 +26,27 @@ def test_every_quoted_preset_figure_is_written_in_its_source_and_measured_by_a_p
         assert as_quoted(value, quote.text) == quote.text, f"{probe.name} {quote.series} {quote.where}: {value}"
 
 
-def test_probes_are_one_recipe_at_seed_0_with_only_the_probed_fields_set():
+def test_probes_are_one_recipe_at_their_seeds_with_only_the_probed_fields_set():
     for probe in PROBES:
         request = probe.request()
-        assert [item.name for item in request.optimizers] == [probe.optimizer] and request.seeds == 1
+        assert [item.name for item in request.optimizers] == [probe.optimizer] and request.seeds == probe.seeds
         assert request.sets == {probe.domain: {k: tuple(v) for k, v in probe.sets.items()}}
         assert request.lrs == probe.lrs
-    assert {probe.optimizer for probe in PROBES} == {"adam", "lion"}
+    assert {probe.optimizer for probe in PROBES} == {"adam", "lion", "stable_spam"}
+    assert {probe.seeds for probe in PROBES} == {1, 4}
+
+
+def test_a_quote_of_a_probe_of_several_seeds_is_their_mean_and_needs_every_seed(tmp_path, monkeypatch):
+    probe = calibration.Probe("p", "weather", "cpu", "severity", {"steps": (10,)}, seeds=2,
+                              quotes=(calibration.Quote("0.5", "test_mse"),))
+    monkeypatch.setattr(calibration, "PROBES", (probe,))
+    path = tmp_path / "probes.json"
+    entry = {"probe": "p", "config": {"steps": 10}}
+    path.write_text(json.dumps([{**entry, "seed": 0, "values": {"test_mse": 0.4}},
+                                {**entry, "seed": 1, "values": {"test_mse": 0.7}}]))
+    assert quoted_figures(path) == [(probe, probe.quotes[0], pytest.approx(0.55))]
+    path.write_text(json.dumps([{**entry, "seed": 0, "values": {"test_mse": 0.4}}]))
+    assert quoted_figures(path) == [(probe, probe.quotes[0], None)]
 
 
 def test_a_probe_with_its_own_lrs_plans_one_run_per_lr():
