@@ -164,6 +164,9 @@ class Domain(ABC):
     # "log" when ``metric`` is the log of the quantity the margin is meant for (a loss in nats, whose gate is on
     # perplexity = exp(loss)); "linear" (the default) applies the margin to the metric itself.
     gate_scale: ClassVar[str] = "linear"
+    # Config fields added after runs were stored, each with the value those runs had: at that value the field is
+    # left out of the run id, so the stored runs keep their ids (and are not run again).
+    identity_omits: ClassVar[Mapping[str, Any]] = {}
 
     def config(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None):
         """The preset's config with ``overrides`` applied; raises ConfigError naming a bad field or value."""

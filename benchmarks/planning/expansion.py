@@ -211,6 +211,7 @@ def _expand_study(domain: Domain, study: str, study_spec: StudySpec, request: Su
                         domain=domain.name, preset=request.preset, config=config_json, overrides=overrides,
                         recipe=item.name, hparams=run_hparams, seed=seed, budget=budget,
                         variant=variant_label(run_hparams, defaults), studies=(study,), domain_class=domain_class,
+                        identity_omits=dict(domain.identity_omits),
                     )
 
 

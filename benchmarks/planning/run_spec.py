@@ -37,6 +37,8 @@ class RunSpec:
     variant: str = ""
     studies: tuple[str, ...] = ()
     domain_class: str = ""  # "module:QualName", so a spawned worker can import a user-registered domain
+    # the domain's ``identity_omits``: config fields left out of the run id at these values
+    identity_omits: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -44,7 +46,8 @@ class RunSpec:
         identity = {
             "domain": self.domain,
             "preset": self.preset,
-            "config": self.config,
+            "config": {key: value for key, value in self.config.items()
+                       if key not in self.identity_omits or value != self.identity_omits[key]},
             "recipe": self.recipe,
             "hparams": self.hparams,
             "seed": self.seed,

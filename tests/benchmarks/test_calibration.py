@@ -33,7 +33,7 @@ def test_probes_are_one_recipe_at_their_seeds_with_only_the_probed_fields_set():
         assert request.sets == {probe.domain: {k: tuple(v) for k, v in probe.sets.items()}}
         assert request.lrs == probe.lrs
     assert {probe.optimizer for probe in PROBES} == {"adam", "lion", "stable_spam"}
-    assert {probe.seeds for probe in PROBES} == {1, 4}
+    assert {probe.seeds for probe in PROBES} == {1, 4, 10}
 
 
 def test_a_quote_of_a_probe_of_several_seeds_is_their_mean_and_needs_every_seed(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """Suites: grid expansion, run ids, overrides, suite files and bad input (one line, exit 2, nothing written)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -69,6 +70,19 @@ def test_run_ids_are_stable_and_ignore_the_study_label():
     out = subprocess.run([sys.executable, "-c", code, json.dumps(fields)], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"}, check=True)
     assert out.stdout.strip() == main_adam.run_id
+
+
+def test_a_field_at_its_identity_omitted_value_keeps_the_run_id_it_had_before_the_field_existed():
+    """weather's ``anomaly_noise`` was added after runs were stored: at "std" (what those runs did) the run id is
+    the hash of the config without the field; at the new default "variance" it is a new run."""
+    request = dict(preset="smoke", domains=("weather",), studies=("severity",), optimizers=parse_optimizers("adam"))
+    (std,) = [s for s in expand(SuiteRequest(**request, sets=parse_sets(["weather.anomaly_noise=std"]))).specs
+              if s.config["severity"] == 2.0]
+    (variance,) = [s for s in expand(SuiteRequest(**request)).specs if s.config["severity"] == 2.0]
+    assert std.config["anomaly_noise"] == "std" and variance.config["anomaly_noise"] == "variance"
+    before = dataclasses.replace(std, config={k: v for k, v in std.config.items() if k != "anomaly_noise"},
+                                 identity_omits={})
+    assert std.run_id == before.run_id != variance.run_id
 
 
 def test_variant_labels_name_non_default_hyper_parameters():

@@ -30,6 +30,22 @@ def test_noise_std_is_severity_times_scale():
         assert std == pytest.approx(severity * SCALE, rel=0.03)
 
 
+def test_read_as_a_variance_the_noise_std_is_the_root_of_severity_times_scale():
+    """N(0, S * M) with the notation's second parameter the variance: std sqrt(S * M) (sqrt(15) = 3.87 at S = 5,
+    M = 3), the same hits and draws as the std reading, only scaled."""
+    clean = torch.zeros(64, 96, 24)
+    for severity in (2.0, 5.0):
+        added = inject_anomalies(clean, 0.1, severity, SCALE, 0, 0, noise="variance")
+        assert float(added[added != 0].std()) == pytest.approx((severity * SCALE) ** 0.5, rel=0.03)
+        as_std = inject_anomalies(clean, 0.1, severity, SCALE, 0, 0, noise="std")
+        assert torch.allclose(added * (severity * SCALE) ** 0.5, as_std, atol=1e-5)
+
+
+def test_an_unknown_noise_reading_is_refused():
+    with pytest.raises(ValueError, match="noise must be one of std, variance, not 'sd'"):
+        inject_anomalies(torch.zeros(4, 8, 2), 0.5, 2.0, SCALE, 0, 0, noise="sd")
+
+
 def test_a_per_channel_scale_applies_to_its_own_channel():
     scale = torch.tensor([1.0, 10.0])
     added = inject_anomalies(torch.zeros(200, 100, 2), 0.2, 2.0, scale, seed=0, step=0)
@@ -95,24 +111,28 @@ def test_training_batches_depend_only_on_seed_and_step(setup):
     assert float(scale[data.channels.index("EWR.precip")]) > 20 > float(scale[data.channels.index("EWR.temp")])
 
 
-def test_the_window_scale_is_each_windows_own_max_per_channel(setup):
-    """anomaly_max="window" (the default): the noise on a hit value has std S x max |x| over that window's
-    context of that channel. Checked statistically: every value hit (fraction 1), the added noise divided by its
-    window-channel max has std S."""
+@pytest.mark.parametrize("noise", ["variance", "std"])
+def test_the_window_scale_is_each_windows_own_max_per_channel(setup, noise):
+    """anomaly_max="window" (the default): the noise on a hit value has variance (``anomaly_noise="variance"``,
+    the default) or std (``"std"``) S x max |x| over that window's context of that channel. Checked
+    statistically: every value hit (fraction 1), the added noise divided by its window-channel max (its square
+    root for the variance reading) has std S (sqrt(S))."""
     config, data = setup
-    assert config.anomaly_max == "window"
+    assert config.anomaly_max == "window" and config.anomaly_noise == "variance"
     from domains.weather.domain import anomaly_scale
 
     assert anomaly_scale(data, "window") is None
-    everywhere = WeatherDomain().config("smoke", {"severity": 2.0, "anomaly_fraction": 1.0})
+    everywhere = WeatherDomain().config("smoke", {"severity": 2.0, "anomaly_fraction": 1.0, "anomaly_noise": noise})
     batches = TrainingBatches(data.windows("train"), None, everywhere, seed=0, device=torch.device("cpu"))
     clean = TrainingBatches(data.windows("train"), None, WeatherDomain().config("smoke"), seed=0,
                             device=torch.device("cpu"))
     (noisy, _), (inputs, _) = batches(3), clean(3)
     window_max = inputs.abs().amax(dim=1, keepdim=True)
-    ratio = (noisy - inputs) / window_max
-    assert float(ratio.std()) == pytest.approx(2.0, rel=0.03)
+    ratio = (noisy - inputs) / (window_max.sqrt() if noise == "variance" else window_max)
+    expected = 2.0 ** 0.5 if noise == "variance" else 2.0
+    assert float(ratio.std()) == pytest.approx(expected, rel=0.03)
     # a small-valued window gets proportionally small noise: the per-window ratio is the same law everywhere
     quiet, loud = window_max.flatten().argsort()[[0, -1]]
     flat = ratio.transpose(1, 2).reshape(-1, ratio.shape[1])
-    assert float(flat[quiet].std()) == pytest.approx(2.0, rel=0.5) and float(flat[loud].std()) == pytest.approx(2.0, rel=0.5)
+    assert float(flat[quiet].std()) == pytest.approx(expected, rel=0.5)
+    assert float(flat[loud].std()) == pytest.approx(expected, rel=0.5)
