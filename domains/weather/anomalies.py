@@ -41,7 +41,7 @@ def inject_anomalies(inputs: torch.Tensor, fraction: float, severity: float, sca
     where = torch.randperm(inputs.numel(), generator=generator)[:count]
     spread = severity * torch.as_tensor(scale, dtype=inputs.dtype).cpu().expand(inputs.shape).reshape(-1)[where]
     std = spread.sqrt() if noise == "variance" else spread
-    noise = torch.randn(count, generator=generator, dtype=inputs.dtype) * std
+    draws = torch.randn(count, generator=generator, dtype=inputs.dtype) * std
     noisy = inputs.detach().flatten().clone()
-    noisy[where.to(noisy.device)] += noise.to(noisy.device)
+    noisy[where.to(noisy.device)] += draws.to(noisy.device)
     return noisy.view_as(inputs)
