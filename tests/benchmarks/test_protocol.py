@@ -49,7 +49,8 @@ def test_run_counts_of_the_paper_studies_at_the_cpu_preset():
     assert count("weather", "fraction") == 3 * 3 * 5
     assert count("mujoco", "rl") == 2 * 3 * 2 * 3  # recipes x envs x PPO clip arms x seeds
     assert count("moe", "moe") == 2 * 3
-    assert count("llama", "lr_sweep") == 3 * 6 * 2 * 3  # recipes x LRs x precisions x seeds
+    # Fig. 2's four optimizers and Stable-SPAM x LRs x (16-bit, INT4, FP4) x seeds
+    assert count("llama", "lr_sweep") == 5 * 6 * 3 * 3
     # 5 rivals + stable_spam_ref at three precisions, Adam-mini at 16-bit only, 3 seeds
     assert count("llama", "main") == (6 * 3 + 1) * 3
 
