@@ -37,15 +37,14 @@ LLAMA_MAIN = ("adam", "adam_clip", "adafactor", "spam", "stable_spam")
 REFERENCE_ARM = ("stable_spam_ref",)
 # `python run_all.py`'s default: three recipes, INT4 against the fp32 reference (a degradation view), 3 seeds
 LLAMA_QUICK_MAIN = ("adam", "spam", "stable_spam")
+# Fig. 2's optimizers (Adam, Adafactor, Adam-mini, SPAM) and Fig. 7's Stable-SPAM, at 16-bit, INT4 and FP4
+LLAMA_SWEEP_RECIPES = ("adam", "spam", "stable_spam", "adafactor", "adam_mini")
 LLAMA_ABLATION = ("adam", "adam+moret", "adam+moret+adaclip", "adam+moret+adagn", "adam+moret+adagn+adaclip",
                   "adam+moret+adagn+spikeclip", "adam+moret+gradclip+adaclip")
 LLAMA_INTEGRATION = ("lion", "lion_stable", "adam_mini", "adam_mini_stable")
 # cpu: the micro size's tuned 2e-3 (the `main` study's runs, so they are shared), 1e-3 below it and half-decades above
 # it up to 2e-1, the range in which small-model proxies of large-model instabilities (Wortsman et al. 2023) see
 # Adam turn and blow up
-# Fig. 2's optimizers (Adam, Adafactor, Adam-mini, SPAM) and Fig. 7's Stable-SPAM, at 16-bit, INT4 and FP4; smoke and
-# quick sweep three of them at 16-bit and INT4
-LLAMA_SWEEP_RECIPES = ("adam", "spam", "stable_spam", "adafactor", "adam_mini")
 LLAMA_SWEEP_LRS = {"smoke": (1e-3, 1e-2), "quick": (1e-3, 3e-3, 1e-2), "cpu": (1e-3, 2e-3, 6e-3, 2e-2, 6e-2, 2e-1),
                    "paper": (1e-4, 3e-4, 5e-4, 7e-4, 9e-4, 3e-3)}
 # Fig. 8: Stable-SPAM with one hyper-parameter moved at a time. Reset intervals: the paper's 250..5000 of its
@@ -73,6 +72,13 @@ def _llama_grid(preset: str, paper_size: str | None = None, **fields) -> dict[st
     return {key: tuple(values) for key, values in fields.items()}
 
 
+def _lr_sweep(preset: str, seeds: int) -> StudySpec:
+    """Figs 2/7: the full sweep at cpu and paper; smoke and quick sweep three recipes at 16-bit and INT4."""
+    full = preset in ("cpu", "paper")
+    return StudySpec(recipes=LLAMA_SWEEP_RECIPES if full else LLAMA_QUICK_MAIN, lrs=LLAMA_SWEEP_LRS[preset],
+                     seeds=seeds, grid=_llama_grid(preset, "60M", quant=(NO_QUANT, "int4") + (("fp4_e1m2",) if full else ())))
+
+
 LLAMA: Studies = {
     "main": {p: StudySpec(
         recipes=LLAMA_QUICK_MAIN if p == "quick" else
@@ -80,10 +86,7 @@ LLAMA: Studies = {
         grid=_llama_grid(p, quant=("int4", NO_QUANT) if p == "quick" else ("int4", "fp4_e1m2", NO_QUANT)),
         only={"adam_mini": {"quant": (NO_QUANT,)}},  # Adam-mini is in the paper's 16-bit table only
         seeds=n) for p, n in LLAMA_SEEDS.items()},
-    "lr_sweep": {p: StudySpec(
-        recipes=LLAMA_SWEEP_RECIPES if p in ("cpu", "paper") else LLAMA_QUICK_MAIN, lrs=LLAMA_SWEEP_LRS[p], seeds=n,
-        grid=_llama_grid(p, "60M", quant=(NO_QUANT, "int4", "fp4_e1m2") if p in ("cpu", "paper")
-                         else (NO_QUANT, "int4"))) for p, n in LLAMA_SEEDS.items()},
+    "lr_sweep": {p: _lr_sweep(p, n) for p, n in LLAMA_SEEDS.items()},
     "ablation": {p: StudySpec(
         recipes=LLAMA_ABLATION, seeds=n,
         grid=_llama_grid(p, "60M", quant=("fp4_e1m2", NO_QUANT))) for p, n in LLAMA_SEEDS.items()},
