@@ -241,9 +241,18 @@ def sensitivity_test(a: pd.DataFrame, b: pd.DataFrame, lrs: list[float], higher:
 
 def lr_sensitivity_check(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: str, where: str,
                          part: str) -> Check:
-    """``a`` is less LR-sensitive than ``b`` over the LRs both ran (:func:`sensitivity_test`)."""
-    lrs = sorted(set(a["lr"]) & set(b["lr"]))
-    a, b = a[a["lr"].isin(lrs)], b[b["lr"].isin(lrs)]
+    """``a`` is less LR-sensitive than ``b`` (:func:`sensitivity_test`), on whole curves only.
+
+    A curve with a hole (an LR that one arm ran and the other did not, or a shared seed missing at an LR) would
+    be judged on a part of the grid, and a missing run would count as a divergence; such a comparison does not
+    run (its part then reads "not run") and its numbers name the holes.
+    """
+    holes = _curve_holes({name_a: a, name_b: b})
+    if holes:
+        result = _no_test(0, 0, "no test: partial LR curve")
+        return Check(f"{where} (LR sensitivity): {name_a} is less LR-sensitive than {name_b}", part, result,
+                     None, None, f"partial LR curve, judged when complete; missing: {'; '.join(holes)}")
+    lrs = sorted(set(a["lr"]))
     result, sa, sb = sensitivity_test(a, b, lrs, bool(a.iloc[0]["higher_is_better"]))
     numbers = (f"sensitivity {name_a} {sa:.3g}, {name_b} {sb:.3g} over {len(lrs)} LRs and {result.n} seeds; "
                f"diverged runs {name_a} {int((a['status'] == 'diverged').sum())}/{len(a)}, "
@@ -255,10 +264,25 @@ def lr_sensitivity_check(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: 
                  regime_of(cells_a, cells_b), None, numbers)
 
 
+def _curve_holes(arms: dict[str, pd.DataFrame]) -> list[str]:
+    """Where the arms' (LR x shared seed) grids have no stored run, as "arm lr=...: seed ..." texts."""
+    lrs = sorted(set().union(*(set(arm["lr"]) for arm in arms.values())))
+    seeds = sorted(set.intersection(*(set(arm["seed"]) for arm in arms.values())))
+    holes = []
+    for name, arm in arms.items():
+        stored = set(zip(arm["lr"], arm["seed"]))
+        for lr in lrs:
+            missing = [s for s in seeds if (lr, s) not in stored]
+            if missing:
+                holes.append(f"{name} lr={lr:g}: seed {', '.join(map(str, missing))}")
+    return holes
+
+
 @dataclass(frozen=True)
 class LessLrSensitiveAcross:
     """Per recipe (of ``recipes``) and config, runs at ``a_values`` of ``field`` are less LR-sensitive than
-    runs at each one of ``b_values`` (over the LRs both ran, at least two). Part: ``{recipe} {value}``."""
+    runs at each one of ``b_values`` (whole curves of at least two shared LRs, :func:`lr_sensitivity_check`). Part:
+    ``{recipe} {value}``."""
 
     field: str
     a_values: tuple
@@ -284,7 +308,7 @@ class LessLrSensitiveAcross:
 
 @dataclass(frozen=True)
 class LessLrSensitive:
-    """Within each config, recipe ``a`` is less LR-sensitive than recipe ``b`` (over the LRs both ran)."""
+    """Within each config, recipe ``a`` is less LR-sensitive than recipe ``b`` (on whole curves, :func:`lr_sensitivity_check`)."""
 
     a: str
     b: str

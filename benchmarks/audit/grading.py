@@ -9,7 +9,8 @@ adjusted p is below ``ALPHA``: it *supports* the claim with a negative estimate 
 
 The verdicts, first match wins:
 
-* ``not run`` — the store holds none of the runs the claim needs;
+* ``not run`` — the store holds none of the runs the claim needs, or none of its comparisons could run (an LR
+  curve with holes is judged only when complete);
 * ``not reproduced`` — a comparison in regime significantly contradicts the claim (one contradicted part of a
   conjunction refutes it, whatever the other parts say);
 * ``partially run (k of m)`` — only k of the m parts the claim speaks of ran (the others are named);
@@ -118,7 +119,9 @@ def grade(parts: tuple[str, ...], checks: list[Check], premise: Check | None = N
     """
     ran = [c for c in checks if c.ran]
     if not ran:
-        return Verdict(NOT_RUN, "the store holds none of the runs this claim needs", checks)
+        held = [c.numbers for c in checks if c.numbers]
+        why = f"no comparison could run: {'; '.join(held)}" if held else "the store holds none of the runs this claim needs"
+        return Verdict(NOT_RUN, why, checks)
     graded = [c for c in ran if c.in_regime is True]
     contradicted = [c for c in graded if c.outcome == CONTRADICTS]
     if contradicted:

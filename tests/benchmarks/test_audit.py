@@ -180,6 +180,20 @@ def test_lr_sensitivity_repicks_the_best_lr_from_the_means():
     assert sensitivity(np.full((2, 3), np.nan), False) == 1.0
 
 
+def test_lr_sensitivity_waits_for_whole_curves():
+    frame = null_frame(np.random.default_rng(0), 3)
+    claim = Claim("N2", "a is less LR-sensitive than b", (Source("Fig. 7", "arXiv"),), Selection("null"),
+                  (LessLrSensitive("a", "b", "lr"),), parts=("lr",))
+    (whole,) = claims.audit(frame, None, [claim])
+    assert whole.checks[0].ran and "over 3 LRs and 3 seeds" in whole.checks[0].numbers
+    # b lacks seed 2 at the middle LR: judging the rest would score that hole as a divergence
+    holed = frame[~((frame["recipe"] == "b") & (frame["lr"] == 2e-3) & (frame["seed"] == 2))]
+    (partial,) = claims.audit(holed, None, [claim])
+    assert not partial.checks[0].ran
+    assert partial.verdict == claims.NOT_RUN
+    assert partial.why == "no comparison could run: partial LR curve, judged when complete; missing: b lr=0.002: seed 2"
+
+
 def test_spike_window_scales_with_the_run():
     assert [spike_window(n) for n in (100, 200, 1000, 2000, 50_000)] == [10, 10, 50, 100, 100]
 
