@@ -247,11 +247,11 @@ def lr_sensitivity_check(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: 
     be judged on a part of the grid, and a missing run would count as a divergence; such a comparison does not
     run (its part then reads "not run") and its numbers name the holes.
     """
+    what = f"{where} (LR sensitivity): {name_a} is less LR-sensitive than {name_b}"
     holes = _curve_holes({name_a: a, name_b: b})
     if holes:
-        result = _no_test(0, 0, "no test: partial LR curve")
-        return Check(f"{where} (LR sensitivity): {name_a} is less LR-sensitive than {name_b}", part, result,
-                     None, None, f"partial LR curve, judged when complete; missing: {'; '.join(holes)}")
+        return Check(what, part, _no_test(0, 0, "no test: partial LR curve"), in_regime=None,
+                     numbers=f"partial LR curve, judged when complete; missing: {'; '.join(holes)}")
     lrs = sorted(set(a["lr"]))
     result, sa, sb = sensitivity_test(a, b, lrs, bool(a.iloc[0]["higher_is_better"]))
     numbers = (f"sensitivity {name_a} {sa:.3g}, {name_b} {sb:.3g} over {len(lrs)} LRs and {result.n} seeds; "
@@ -260,8 +260,7 @@ def lr_sensitivity_check(a: pd.DataFrame, b: pd.DataFrame, name_a: str, name_b: 
     # In regime when each arm's best LR is: the curve's flat part is what the paper compares.
     cells_a, cells_b = at_best_lr(a), at_best_lr(b)
     numbers += _regime_note((f"{name_a} at its best LR", cells_a), (f"{name_b} at its best LR", cells_b))
-    return Check(f"{where} (LR sensitivity): {name_a} is less LR-sensitive than {name_b}", part, result,
-                 regime_of(cells_a, cells_b), None, numbers)
+    return Check(what, part, result, regime_of(cells_a, cells_b), None, numbers)
 
 
 def _curve_holes(arms: dict[str, pd.DataFrame]) -> list[str]:
@@ -308,7 +307,8 @@ class LessLrSensitiveAcross:
 
 @dataclass(frozen=True)
 class LessLrSensitive:
-    """Within each config, recipe ``a`` is less LR-sensitive than recipe ``b`` (on whole curves, :func:`lr_sensitivity_check`)."""
+    """Within each config, recipe ``a`` is less LR-sensitive than recipe ``b`` (on whole curves,
+    :func:`lr_sensitivity_check`)."""
 
     a: str
     b: str

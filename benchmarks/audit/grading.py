@@ -119,8 +119,9 @@ def grade(parts: tuple[str, ...], checks: list[Check], premise: Check | None = N
     """
     ran = [c for c in checks if c.ran]
     if not ran:
-        held = [c.numbers for c in checks if c.numbers]
-        why = f"no comparison could run: {'; '.join(held)}" if held else "the store holds none of the runs this claim needs"
+        held = [c.numbers for c in checks if c.numbers]  # why a comparison could not run, if it says
+        why = f"no comparison could run: {'; '.join(held)}" if held else \
+            "the store holds none of the runs this claim needs"
         return Verdict(NOT_RUN, why, checks)
     graded = [c for c in ran if c.in_regime is True]
     contradicted = [c for c in graded if c.outcome == CONTRADICTS]

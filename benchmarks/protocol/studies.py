@@ -75,8 +75,9 @@ def _llama_grid(preset: str, paper_size: str | None = None, **fields) -> dict[st
 def _lr_sweep(preset: str, seeds: int) -> StudySpec:
     """Figs 2/7: the full sweep at cpu and paper; smoke and quick sweep three recipes at 16-bit and INT4."""
     full = preset in ("cpu", "paper")
+    quant = (NO_QUANT, "int4", "fp4_e1m2") if full else (NO_QUANT, "int4")
     return StudySpec(recipes=LLAMA_SWEEP_RECIPES if full else LLAMA_QUICK_MAIN, lrs=LLAMA_SWEEP_LRS[preset],
-                     seeds=seeds, grid=_llama_grid(preset, "60M", quant=(NO_QUANT, "int4") + (("fp4_e1m2",) if full else ())))
+                     seeds=seeds, grid=_llama_grid(preset, "60M", quant=quant))
 
 
 LLAMA: Studies = {
